@@ -1,0 +1,54 @@
+"""The ``sardata`` command: a thin Typer layer over the library.
+
+Exit codes: 0 success; 1 a :class:`~sardata.errors.SardataError` (one line naming the file and the fix);
+2 usage error; 3 finished with some inputs rejected. ``SARDATA_DEBUG=1`` shows tracebacks.
+Command modules import heavy libraries (torch, pyarrow...) inside command bodies so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from sardata.cli import bench, demo, ingest, manifest, preview, shards, sim, train
+
+app = typer.Typer(
+    name="sardata",
+    help="SAR and radar data pipelines: ingest raw sources, build WebDataset shards, stream and train.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("ingest")(ingest.ingest_cmd)
+app.add_typer(ingest.sources_app, name="sources")
+app.command("build-shards")(shards.build_shards_cmd)
+app.add_typer(manifest.app, name="manifest")
+app.add_typer(train.app, name="train")
+app.add_typer(bench.app, name="bench")
+app.add_typer(preview.app, name="preview")
+app.add_typer(sim.app, name="sim")
+app.command("demo")(demo.demo_cmd)
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit.")) -> None:
+    if version:
+        from sardata import __version__
+
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+def main() -> None:
+    """Console-script entry point: map domain errors to one line and exit code 1."""
+    from sardata.errors import SardataError
+
+    try:
+        app()
+    except SardataError as exc:
+        if os.environ.get("SARDATA_DEBUG") == "1":
+            raise
+        typer.secho(f"error: {exc}", err=True, fg="red")
+        sys.exit(1)

@@ -1,0 +1,443 @@
+"""The ingest engine: source files → sample store + ``samples.parquet`` / ``sources.parquet`` + ``dataset.json``.
+
+Work unit = one input file (``data-contract.md`` §4). A worker hashes the file, decodes it with the source
+adapter, writes the unit's arrays (``store/``) and then its part file (``parts/``), each via temp + rename; the
+part file is the unit's commit marker. A rerun after a crash or ``kill -9`` skips units whose part records the
+same file sha256, adapter version and options, redoes the rest, and the final merge builds identical tables.
+Part files are not fsynced (they protect against a killed process, not a power cut); final tables and
+``dataset.json`` are.
+
+Every visited file ends in ``sources.parquet`` exactly once as ``ok``, ``rejected`` (with ``reason``,
+``detail``, ``error_type``) or ``skipped``. Nothing is silently dropped.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import shutil
+import stat
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+import sardata
+from sardata._atomic import atomic_path, remove_stale_temps
+from sardata.config import canonical_json, config_sha256
+from sardata.errors import ConfigError, RejectFile, SkipFile, SourceNotFoundError, TooManyErrorsError
+from sardata.manifest.io import read_table, write_card, write_table
+from sardata.manifest.keys import hashed_key, make_key
+from sardata.manifest.schema import SAMPLES, SCHEMA_VERSION, SOURCES
+from sardata.shards.codecs import check_array, encode_npy
+from sardata.sources._base import FileUnit, Sample, Source
+from sardata.sources._registry import get_source
+from sardata.store import part_file, unit_id, write_unit_arrays
+
+LOCK_NAME = "ingest-config.json"
+_COLUMNS = set(SAMPLES.names)
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """A file found under the root. ``problem`` is set for files that cannot even be opened."""
+
+    rel: str
+    path: str
+    size: int
+    problem: tuple[str, str] | None = None  # (reason, detail)
+
+
+@dataclass
+class IngestResult:
+    out: Path
+    files: Counter = field(default_factory=Counter)  # status -> count
+    samples: int = 0
+    rejected: list[tuple[str, str, str]] = field(default_factory=list)  # (src_path, reason, detail)
+    resumed_units: int = 0
+
+    @property
+    def n_rejected(self) -> int:
+        return self.files.get("rejected", 0)
+
+
+# ----------------------------------------------------------------------------------------------- discovery
+def discover(root: Path) -> list[InputFile]:
+    """List every file under ``root`` (or ``root`` itself), following directory symlinks once.
+
+    Files with non-UTF-8 names, dangling links and symlink loops are returned with a ``problem`` so they end
+    as rejected rows instead of vanishing.
+    """
+    if not root.exists() and not root.is_symlink():
+        raise SourceNotFoundError(f"{root}: input path does not exist; check the path argument")
+    if root.is_file():
+        return [_input(root.parent, root.name)]
+    found: list[InputFile] = []
+    seen: set[tuple[int, int]] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        st = os.stat(dirpath)
+        if (st.st_dev, st.st_ino) in seen:
+            dirnames[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        dirnames.sort()
+        for name in sorted(filenames):
+            rel = os.path.relpath(os.path.join(dirpath, name), root)
+            found.append(_input(root, rel))
+    return found
+
+
+def _input(root: Path, rel: str) -> InputFile:
+    path = os.path.join(root, rel)
+    display = os.fsencode(rel).decode("utf-8", "backslashreplace")
+    if display != rel:
+        return InputFile(
+            display,
+            path,
+            _lsize(path),
+            ("bad_filename", "file name is not valid UTF-8; rename it (e.g. `convmv -f latin1 -t utf8`)"),
+        )
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        return InputFile(rel, path, _lsize(path), ("unreadable", f"{exc.strerror} (broken or looping symlink?)"))
+    if not stat.S_ISREG(st.st_mode):
+        return InputFile(rel, path, st.st_size, ("not_regular", "not a regular file"))
+    return InputFile(rel, path, st.st_size)
+
+
+def _lsize(path: str) -> int:
+    try:
+        return os.lstat(path).st_size
+    except OSError:
+        return 0
+
+
+# ----------------------------------------------------------------------------------------------- one unit
+@dataclass(frozen=True)
+class _Task:
+    rel: str
+    path: str
+    size: int
+    problem: tuple[str, str] | None
+    skip: str | None
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(source_id: str, root: str, options: Any, out: str, fingerprint: str) -> None:
+    cls = get_source(source_id)
+    _WORKER.update(source=cls(root, options), out=Path(out), fingerprint=fingerprint)
+
+
+def _run_task(task: _Task) -> dict[str, Any]:
+    return process_unit(_WORKER["source"], _WORKER["out"], _WORKER["fingerprint"], task)
+
+
+def process_unit(source: Source, out: Path, fingerprint: str, task: _Task) -> dict[str, Any]:
+    """Process one file (or recognise it as done) and return its ``sources`` row plus ``resumed``."""
+    uid = unit_id(task.rel)
+    ppath = out / part_file(uid)
+    sha = _sha256(task.path) if task.problem is None else None
+    if ppath.exists():
+        done = read_part(ppath)
+        if done is not None and done["fingerprint"] == fingerprint and done["source_row"]["sha256"] == sha:
+            return {**done["source_row"], "resumed": True}
+    row: dict[str, Any] = {
+        "source": source.id,
+        "src_path": task.rel,
+        "src_member": None,
+        "bytes": task.size,
+        "sha256": sha,
+        "adapter": source.id,
+        "adapter_version": source.version,
+        "status": "ok",
+        "reason": None,
+        "detail": None,
+        "error_type": None,
+        "n_samples": 0,
+    }
+    samples: list[Sample] = []
+    rows: list[dict[str, Any]] = []
+    if task.problem is not None:
+        row.update(status="rejected", reason=task.problem[0], detail=task.problem[1], error_type="InputError")
+    elif task.skip is not None:
+        reason, _, detail = task.skip.partition(": ")
+        row.update(status="skipped", reason=reason, detail=detail or None)
+    elif task.size == 0:
+        row.update(status="rejected", reason="empty_file", detail="zero-byte file", error_type="RejectFile")
+    else:
+        try:
+            samples = source.read(FileUnit(task.rel, task.path, task.size))
+            rows = [_sample_row(source, task, sha or "", i, s) for i, s in enumerate(samples)]
+        except SkipFile as exc:
+            row.update(status="skipped", reason=exc.reason, detail=exc.detail or None)
+        except RejectFile as exc:
+            row.update(status="rejected", reason=exc.reason, detail=exc.detail or None, error_type="RejectFile")
+        except Exception as exc:  # noqa: BLE001 - any adapter failure becomes a rejected row, never a crash
+            row.update(status="rejected", reason="error", detail=f"{exc}"[:500], error_type=type(exc).__name__)
+        if row["status"] != "ok":
+            samples, rows = [], []
+    store = write_unit_arrays(out, uid, [s.arrays for s in samples])
+    for i, r in enumerate(rows):
+        r["store_path"] = f"{store}#{i}"
+    row["n_samples"] = len(rows)
+    part = {"fingerprint": fingerprint, "source_row": row, "samples": rows}
+    with atomic_path(ppath) as tmp:
+        tmp.write_text(json.dumps(part, allow_nan=False, ensure_ascii=False), encoding="utf-8")
+    return {**row, "resumed": False}
+
+
+def _sample_row(source: Source, task: _Task, sha: str, i: int, s: Sample) -> dict[str, Any]:
+    bad_cols = set(s.columns) - _COLUMNS
+    if bad_cols:
+        raise ValueError(f"adapter {source.id} set unknown columns {sorted(bad_cols)}")
+    h = hashlib.sha256()
+    for name in sorted(s.arrays):
+        arr = s.arrays[name]
+        check_array(name, arr)
+        if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
+            raise RejectFile("bad_values", f"{name} has NaN or Inf values")
+        h.update(name.encode())
+        h.update(encode_npy(arr))
+    classes = source.class_names()
+    label = None
+    if s.label_name is not None:
+        if s.label_name not in classes:
+            raise RejectFile("unknown_class", f"class {s.label_name!r} not in {classes}")
+        label = classes.index(s.label_name)
+    main = s.arrays.get("img", s.arrays.get("cplx"))
+    image = main is not None and main.ndim == 3
+    return {
+        **s.columns,
+        "key": make_key(source.id, task.rel, s.key_token, s.sub_index),
+        "source": source.id,
+        "source_version": source.version,
+        "split": s.split,
+        "label": label,
+        "label_name": s.label_name,
+        "fields": sorted(s.arrays),
+        "content_sha256": h.hexdigest(),
+        "src_path": task.rel,
+        "src_member": s.src_member,
+        "sub_index": s.sub_index,
+        "src_sha256": sha,
+        "modality": source.modality,
+        "height": int(main.shape[1]) if image else None,
+        "width": int(main.shape[2]) if image else None,
+        "channels": int(main.shape[0]) if image else None,
+        "dtype": str(main.dtype) if main is not None else None,
+        "meta": canonical_json(s.meta),
+    } | {k: None for k, v in s.columns.items() if isinstance(v, float) and not np.isfinite(v)}
+
+
+def read_part(path: Path) -> dict[str, Any] | None:
+    """A unit's part document, or None when it is missing or damaged (then the unit is simply redone)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _sha256(path: str) -> str | None:
+    try:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            while block := fh.read(1 << 20):
+                h.update(block)
+        return h.hexdigest()
+    except OSError:
+        return None
+
+
+# ----------------------------------------------------------------------------------------------- the run
+def ingest(
+    source_id: str,
+    root: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    options: Mapping[str, str] | None = None,
+    workers: int = 1,
+    max_errors: int | None = None,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> IngestResult:
+    """Ingest every file under ``root`` with adapter ``source_id`` into ``out`` (resumable).
+
+    Raises:
+        SourceNotFoundError: unknown source, missing or empty root.
+        ConfigError: ``out`` holds an ingest with another configuration (pass ``overwrite``).
+        TooManyErrorsError: ``max_errors`` files were rejected (parts are kept; a rerun resumes).
+    """
+    cls = get_source(source_id)
+    opts = cls.parse_options(dict(options or {}))
+    root = Path(root)
+    source = cls(root, opts)
+    files = discover(root)
+    if not files:
+        raise SourceNotFoundError(f"{root}: no files found; point the command at the dataset's root folder")
+    base = root if root.is_dir() else root.parent
+    config = {
+        "source": cls.id,
+        "adapter_version": cls.version,
+        "options": source.options_dict(),
+        "modality": cls.modality,
+    }
+    cfg_sha = config_sha256(config)
+    out = Path(out)
+    _prepare_out(out, config, cfg_sha, overwrite)
+    all_rel = frozenset(f.rel for f in files)
+    tasks = [
+        _Task(f.rel, f.path, f.size, f.problem, source.skip_reason(f.rel, all_rel) if f.problem is None else None)
+        for f in files
+    ]
+
+    result = IngestResult(out)
+    rows: list[dict[str, Any]] = []
+    for row in _run(tasks, cls.id, base, opts, out, cfg_sha, workers, progress):
+        rows.append(row)
+        result.files[row["status"]] += 1
+        result.resumed_units += bool(row.pop("resumed"))
+        if row["status"] == "rejected" and max_errors is not None and result.n_rejected >= max_errors:
+            raise TooManyErrorsError(
+                f"{out}: stopped after {result.n_rejected} rejected files (--max-errors {max_errors}); first: "
+                f"{row['src_path']}: {row['reason']} {row['detail'] or ''}. Fix the input or raise --max-errors; "
+                "a rerun resumes where this stopped"
+            )
+    merge(out, [t.rel for t in tasks], source, config, cfg_sha, str(root), result)
+    return result
+
+
+def _prepare_out(out: Path, config: dict, cfg_sha: str, overwrite: bool) -> None:
+    lock = out / LOCK_NAME
+    if lock.exists():
+        previous = json.loads(lock.read_text())
+        if previous.get("config_sha256") != cfg_sha:
+            if not overwrite:
+                raise ConfigError(
+                    f"{out} holds an ingest of {previous.get('config', {}).get('source')} with another "
+                    "configuration; choose a new --out or pass --overwrite"
+                )
+            for sub in ("parts", "store"):
+                shutil.rmtree(out / sub, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out)
+    with atomic_path(lock) as tmp:
+        tmp.write_text(json.dumps({"config": config, "config_sha256": cfg_sha}, sort_keys=True, indent=2))
+
+
+def _run(
+    tasks: list[_Task],
+    source_id: str,
+    root: Path,
+    opts: Any,
+    out: Path,
+    fingerprint: str,
+    workers: int,
+    progress: Callable[[int, int], None] | None,
+) -> Iterator[dict[str, Any]]:
+    total = len(tasks)
+    if workers <= 1:
+        _init_worker(source_id, str(root), opts, str(out), fingerprint)
+        results: Iterator[dict[str, Any]] = map(_run_task, tasks)
+        pool = None
+    else:
+        # fork where the OS has it: works from scripts without a __main__ guard; the pool starts before this
+        # process has used pyarrow's thread pools. Elsewhere spawn.
+        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        pool = ctx.Pool(workers, initializer=_init_worker, initargs=(source_id, str(root), opts, str(out), fingerprint))
+        results = pool.imap_unordered(_run_task, tasks, chunksize=max(1, min(32, total // (workers * 8) or 1)))
+    try:
+        for done, row in enumerate(results, 1):
+            if progress:
+                progress(done, total)
+            yield row
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+
+
+# ----------------------------------------------------------------------------------------------- merge
+def merge(
+    out: Path, rels: list[str], source: Source, config: dict, cfg_sha: str, root: str, result: IngestResult
+) -> None:
+    """Build the final tables from the part files of ``rels`` and write ``dataset.json`` last."""
+    sample_rows, source_rows = [], []
+    for rel in rels:
+        path = out / part_file(unit_id(rel))
+        part = read_part(path)
+        if part is None:
+            raise ConfigError(f"{path}: part file missing or damaged; rerun the same ingest command to redo it")
+        source_rows.append(part["source_row"])
+        sample_rows.extend(part["samples"])
+    samples = pa.Table.from_pylist(sample_rows, schema=SAMPLES)
+    samples = _resolve_key_collisions(samples, source.id).sort_by("key")
+    sources = pa.Table.from_pylist(
+        sorted(source_rows, key=lambda r: (r["src_path"], r["src_member"] or "")), schema=SOURCES
+    )
+    write_table(samples, out / "samples.parquet", "samples", cfg_sha)
+    write_table(sources, out / "sources.parquet", "sources", cfg_sha)
+    result.samples = samples.num_rows
+    result.rejected = [
+        (r["src_path"], r["reason"], r["detail"] or "") for r in sources.to_pylist() if r["status"] == "rejected"
+    ]
+    write_card(out, _card(out, samples, sources, source, config, cfg_sha, root))
+
+
+def _resolve_key_collisions(samples: pa.Table, source_id: str) -> pa.Table:
+    """Give every key that occurs more than once its hash-suffixed form (``data-contract.md`` §1.3)."""
+    keys = samples.column("key").to_pylist()
+    counts = Counter(keys)
+    if all(c == 1 for c in counts.values()):
+        return samples
+    rels = samples.column("src_path").to_pylist()
+    subs = samples.column("sub_index").to_pylist()
+    fixed = [hashed_key(k, source_id, r, s) if counts[k] > 1 else k for k, r, s in zip(keys, rels, subs, strict=True)]
+    dup = [k for k, c in Counter(fixed).items() if c > 1]
+    if dup:
+        raise ValueError(f"key collision cannot be resolved for {dup[:3]}")
+    return samples.set_column(samples.schema.get_field_index("key"), "key", pa.array(fixed, pa.string()))
+
+
+def _card(
+    out: Path, samples: pa.Table, sources: pa.Table, source: Source, config: dict, cfg_sha: str, root: str
+) -> dict:
+    from sardata._atomic import sha256_file
+
+    df = samples.select(["split", "label_name"]).to_pandas()
+    status = Counter(sources.column("status").to_pylist())
+    return {
+        "kind": "ingest",
+        "schema_version": SCHEMA_VERSION,
+        "sardata_version": sardata.__version__,
+        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "config": config,
+        "config_sha256": cfg_sha,
+        "input_root": root,
+        "sources": [{"id": source.id, "version": source.version}],
+        "class_maps": {source.id: source.class_names()},
+        "counts": {
+            "files": {s: status.get(s, 0) for s in ("ok", "rejected", "skipped")},
+            "samples": int(samples.num_rows),
+            "per_split": {k: int(v) for k, v in sorted(df["split"].value_counts().items())},
+            "per_class": {str(k): int(v) for k, v in sorted(df["label_name"].dropna().value_counts().items())},
+        },
+        "tables": {
+            name: {"rows": int(t.num_rows), "sha256": sha256_file(out / f"{name}.parquet")}
+            for name, t in (("samples", samples), ("sources", sources))
+        },
+    }
+
+
+def load_ingest(out: str | os.PathLike[str]) -> tuple[pa.Table, pa.Table]:
+    """Read and validate an ingest output's ``samples`` and ``sources`` tables."""
+    out = Path(out)
+    return read_table(out / "samples.parquet", "samples"), read_table(out / "sources.parquet", "sources")

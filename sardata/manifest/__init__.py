@@ -1,0 +1,1 @@
+"""Manifest tables: schemas (declared once), building from ingest parts, reading with validation."""

@@ -1,0 +1,52 @@
+"""Human-readable views of a manifest directory and its integrity check."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sardata._atomic import sha256_file
+from sardata.errors import ChecksumError
+from sardata.manifest.io import read_card, read_table
+
+
+def summary_table(root: str | os.PathLike[str]) -> str:
+    """Card header plus a split × class count table (plain text)."""
+    root = Path(root)
+    card = read_card(root)
+    samples = read_table(root / "samples.parquet", "samples").select(["split", "label_name"]).to_pandas()
+    samples["label_name"] = samples["label_name"].fillna("(none)")
+    pivot = samples.pivot_table(index="label_name", columns="split", aggfunc="size", fill_value=0)
+    pivot.loc["total"] = pivot.sum()
+    pivot["total"] = pivot.sum(axis=1)
+    files = card.get("counts", {}).get("files", {})
+    head = [
+        f"{root}  ({card.get('kind', 'dataset')}, schema {card['schema_version']}, sardata {card['sardata_version']})",
+        f"sources: {', '.join(s['id'] + ' v' + s['version'] for s in card.get('sources', []))}",
+        f"config_sha256: {card['config_sha256'][:16]}…",
+    ]
+    if files:
+        head.append("files: " + ", ".join(f"{k} {v}" for k, v in files.items()))
+    return "\n".join(head) + "\n\n" + pivot.to_string()
+
+
+def validate_dir(root: str | os.PathLike[str]) -> list[str]:
+    """Validate every table's schema and its sha256 against the card; return report lines.
+
+    Raises:
+        ManifestSchemaError: a table does not match its schema.
+        ChecksumError: a table's bytes differ from the card.
+    """
+    root = Path(root)
+    card = read_card(root)
+    lines = []
+    for name, info in sorted(card.get("tables", {}).items()):
+        path = root / f"{name}.parquet"
+        table = read_table(path, name)
+        actual = sha256_file(path)
+        if actual != info["sha256"]:
+            raise ChecksumError(f"{path}: sha256 {actual} != card {info['sha256']}; the table was modified")
+        if table.num_rows != info["rows"]:
+            raise ChecksumError(f"{path}: {table.num_rows} rows != card {info['rows']}")
+        lines.append(f"ok  {name}.parquet  {table.num_rows} rows  sha256 {actual[:16]}…")
+    return lines

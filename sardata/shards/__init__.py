@@ -1,0 +1,1 @@
+"""WebDataset shard planning, writing and the field codec registry."""

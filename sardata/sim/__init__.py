@@ -1,0 +1,1 @@
+"""Simulators: synthetic SAR target chips (demo data) and, later, radar pulse trains."""

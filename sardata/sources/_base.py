@@ -1,0 +1,158 @@
+"""The source adapter contract.
+
+A source turns one input file into zero or more :class:`Sample` objects (or raises
+:class:`~sardata.errors.RejectFile` / :class:`~sardata.errors.SkipFile`). It never writes anything: the ingest
+engine (:mod:`sardata.ingest`) owns hashing, the sample store, part files, resume and the manifest, so every
+adapter gets those guarantees for free and stays a small, testable decoder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from sardata.errors import ConfigError
+
+
+@dataclass
+class Sample:
+    """One decoded sample as an adapter returns it.
+
+    Attributes:
+        arrays: payload fields without extension (``img``, ``cplx``, ``boxes``, ``iq``...), registry dtypes,
+            images channel-first ``(C, H, W)``.
+        split: ``train``/``val``/``test`` when the source defines it, else ``pool`` (split later) or
+            ``unlabelled``.
+        label_name: canonical class id, or None for unlabelled data.
+        key_token: sub-index token appended to the key slug for multi-sample files (``r000512-c001024``).
+        sub_index: row / chip index inside a multi-sample file.
+        src_member: archive member or HDF5 dataset path, when the sample is inside a container.
+        columns: typed manifest columns (``depression_deg``, ``radiometry``, ``sensor``...).
+        meta: everything else worth keeping, JSON-serialisable; becomes ``meta.json`` in shards.
+    """
+
+    arrays: dict[str, np.ndarray]
+    split: str = "pool"
+    label_name: str | None = None
+    key_token: str | None = None
+    sub_index: int | None = None
+    src_member: str | None = None
+    columns: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class FileUnit:
+    """One input file handed to an adapter. ``data()`` reads it once and caches the bytes."""
+
+    rel: str
+    path: str
+    size: int
+    _data: bytes | None = None
+
+    def data(self) -> bytes:
+        if self._data is None:
+            with open(self.path, "rb") as fh:
+                self._data = fh.read()
+        return self._data
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """Folders and name of the relative path."""
+        return Path(self.rel).parts
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """Sources without options use this."""
+
+
+class Source(ABC):
+    """Base class of every ingest adapter. Subclasses set the class attributes and implement :meth:`read`.
+
+    Label ids are positions in :meth:`class_names`, so they are stable for a given source version and options.
+    """
+
+    id: ClassVar[str]
+    version: ClassVar[str]
+    description: ClassVar[str]
+    modality: ClassVar[str] = "sar_image"
+    classes: ClassVar[tuple[str, ...]] = ()
+    Options: ClassVar[type] = NoOptions
+    #: file names (lower-case) that are never data: recorded as skipped.
+    junk_names: ClassVar[frozenset[str]] = frozenset({"thumbs.db", ".ds_store", "desktop.ini"})
+    #: extensions (lower-case, with dot) that are documentation or previews: recorded as skipped.
+    junk_suffixes: ClassVar[frozenset[str]] = frozenset({".htm", ".html", ".pdf", ".md", ".txt", ".doc"})
+
+    def __init__(self, root: str | os.PathLike[str], options: Any = None) -> None:
+        self.root = Path(root)
+        self.options = options if options is not None else self.Options()
+
+    @classmethod
+    def parse_options(cls, raw: Mapping[str, str]) -> Any:
+        """Build :attr:`Options` from ``key=value`` strings (CLI ``-o``), converting by annotation."""
+        fields = {f.name: f for f in dataclasses.fields(cls.Options)}
+        hints = typing.get_type_hints(cls.Options)
+        kwargs: dict[str, Any] = {}
+        for name, value in raw.items():
+            if name not in fields:
+                raise ConfigError(
+                    f"source {cls.id!r} has no option {name!r}; valid options: {sorted(fields) or 'none'}"
+                )
+            kwargs[name] = _convert(value, hints[name], f"{cls.id} option {name}")
+        try:
+            return cls.Options(**kwargs)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"source {cls.id!r}: {exc}") from exc
+
+    def options_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self.options)
+
+    def class_names(self) -> list[str]:
+        """Classes in label-id order (the selected subset, when the source supports one)."""
+        return list(self.classes)
+
+    def skip_reason(self, rel: str, all_files: frozenset[str]) -> str | None:
+        """Decide from the listing alone whether a file is not data (cheap; runs in the main process)."""
+        name = Path(rel).name.lower()
+        if name in self.junk_names or name.startswith("readme"):
+            return "not_data: documentation or system file"
+        if Path(name).suffix in self.junk_suffixes:
+            return f"not_data: {Path(name).suffix} files are documentation or previews"
+        return None
+
+    @abstractmethod
+    def read(self, unit: FileUnit) -> list[Sample]:
+        """Decode one file. Raise ``RejectFile`` for bad input and ``SkipFile`` for non-samples."""
+
+
+def _convert(value: str, hint: Any, what: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is typing.Union or (origin is not None and type(None) in args):
+        inner = [a for a in args if a is not type(None)]
+        if value.lower() in ("", "none", "null"):
+            return None
+        return _convert(value, inner[0], what)
+    if hint is bool:
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{what}: expected true/false, got {value!r}")
+    if hint in (int, float):
+        try:
+            return hint(value)
+        except ValueError as exc:
+            raise ConfigError(f"{what}: expected {hint.__name__}, got {value!r}") from exc
+    if origin in (tuple, list, Sequence) or hint in (tuple, list):
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    return value

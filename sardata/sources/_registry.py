@@ -1,0 +1,35 @@
+"""Source registry: CLI id → adapter class.
+
+Modules are listed explicitly (not discovered by import side effects) and imported on first use, so
+``sardata --help`` stays fast and a source exists whether or not someone imported its module.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from sardata.errors import SourceNotFoundError
+from sardata.sources._base import Source
+
+#: CLI id → "module:Class"
+_SOURCES: dict[str, str] = {
+    "mstar": "sardata.sources.mstar:MSTAR",
+    "sar-acd": "sardata.sources.saracd:SARACD",
+}
+
+
+def get_source(source_id: str) -> type[Source]:
+    """Return the adapter class for a CLI id."""
+    try:
+        target = _SOURCES[source_id]
+    except KeyError:
+        raise SourceNotFoundError(
+            f"unknown source {source_id!r}; available: {', '.join(sorted(_SOURCES))} (see `sardata sources list`)"
+        ) from None
+    module, cls = target.split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def list_sources() -> list[type[Source]]:
+    """All adapter classes, sorted by id."""
+    return [get_source(s) for s in sorted(_SOURCES)]
