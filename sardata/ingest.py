@@ -1,11 +1,9 @@
 """The ingest engine: source files → sample store + ``samples.parquet`` / ``sources.parquet`` + ``dataset.json``.
 
-Work unit = one input file (``data-contract.md`` §4). A worker hashes the file, decodes it with the source
-adapter, writes the unit's arrays (``store/``) and then its part file (``parts/``), each via temp + rename; the
-part file is the unit's commit marker. A rerun after a crash or ``kill -9`` skips units whose part records the
-same file sha256, adapter version and options, redoes the rest, and the final merge builds identical tables.
-Part files are not fsynced (they protect against a killed process, not a power cut); final tables and
-``dataset.json`` are.
+Work unit = one input file (``data-contract.md`` §4). A worker reads the file once, hashes it, decodes it with
+the source adapter and writes one unit file (``units/…npz``: the arrays plus the unit's rows, see
+:mod:`sardata.store`) via temp + rename. A rerun after a crash or ``kill -9`` skips units whose file records the
+same input sha256, adapter version and options, redoes the rest, and the final merge builds identical tables.
 
 Every visited file ends in ``sources.parquet`` exactly once as ``ok``, ``rejected`` (with ``reason``,
 ``detail``, ``error_type``) or ``skipped``. Nothing is silently dropped.
@@ -39,7 +37,7 @@ from sardata.manifest.schema import SAMPLES, SCHEMA_VERSION, SOURCES
 from sardata.shards.codecs import check_array, encode_npy
 from sardata.sources._base import FileUnit, Sample, Source
 from sardata.sources._registry import get_source
-from sardata.store import part_file, unit_id, write_unit_arrays
+from sardata.store import read_part, unit_file, unit_id, write_unit
 
 LOCK_NAME = "ingest-config.json"
 _COLUMNS = set(SAMPLES.names)
@@ -145,28 +143,17 @@ def _run_task(task: _Task) -> dict[str, Any]:
 def process_unit(source: Source, out: Path, fingerprint: str, task: _Task) -> dict[str, Any]:
     """Process one file (or recognise it as done) and return its ``sources`` row plus ``resumed``."""
     uid = unit_id(task.rel)
-    ppath = out / part_file(uid)
-    sha = _sha256(task.path) if task.problem is None else None
-    if ppath.exists():
-        done = read_part(ppath)
-        if done is not None and done["fingerprint"] == fingerprint and done["source_row"]["sha256"] == sha:
-            return {**done["source_row"], "resumed": True}
+    data, sha = _read_and_hash(task) if task.problem is None else (None, None)
+    done = read_part(out, uid)
+    if done is not None and done["fingerprint"] == fingerprint and done["source_row"]["sha256"] == sha:
+        return {**done["source_row"], "resumed": True}
     row: dict[str, Any] = {
-        "source": source.id,
-        "src_path": task.rel,
-        "src_member": None,
-        "bytes": task.size,
-        "sha256": sha,
-        "adapter": source.id,
-        "adapter_version": source.version,
-        "status": "ok",
-        "reason": None,
-        "detail": None,
-        "error_type": None,
-        "n_samples": 0,
-    }
-    samples: list[Sample] = []
+        "source": source.id, "src_path": task.rel, "src_member": None, "bytes": task.size, "sha256": sha,
+        "adapter": source.id, "adapter_version": source.version, "status": "ok", "reason": None,
+        "detail": None, "error_type": None, "n_samples": 0,
+    }  # fmt: skip
     rows: list[dict[str, Any]] = []
+    members: dict[str, bytes] = {}
     if task.problem is not None:
         row.update(status="rejected", reason=task.problem[0], detail=task.problem[1], error_type="InputError")
     elif task.skip is not None:
@@ -176,8 +163,9 @@ def process_unit(source: Source, out: Path, fingerprint: str, task: _Task) -> di
         row.update(status="rejected", reason="empty_file", detail="zero-byte file", error_type="RejectFile")
     else:
         try:
-            samples = source.read(FileUnit(task.rel, task.path, task.size))
-            rows = [_sample_row(source, task, sha or "", i, s) for i, s in enumerate(samples)]
+            samples = source.read(FileUnit(task.rel, task.path, task.size, data))
+            for i, s in enumerate(samples):
+                rows.append(_sample_row(source, task, sha or "", s, members, i, uid))
         except SkipFile as exc:
             row.update(status="skipped", reason=exc.reason, detail=exc.detail or None)
         except RejectFile as exc:
@@ -185,18 +173,36 @@ def process_unit(source: Source, out: Path, fingerprint: str, task: _Task) -> di
         except Exception as exc:  # noqa: BLE001 - any adapter failure becomes a rejected row, never a crash
             row.update(status="rejected", reason="error", detail=f"{exc}"[:500], error_type=type(exc).__name__)
         if row["status"] != "ok":
-            samples, rows = [], []
-    store = write_unit_arrays(out, uid, [s.arrays for s in samples])
-    for i, r in enumerate(rows):
-        r["store_path"] = f"{store}#{i}"
+            rows, members = [], {}
     row["n_samples"] = len(rows)
-    part = {"fingerprint": fingerprint, "source_row": row, "samples": rows}
-    with atomic_path(ppath) as tmp:
-        tmp.write_text(json.dumps(part, allow_nan=False, ensure_ascii=False), encoding="utf-8")
+    write_unit(out, uid, members, {"fingerprint": fingerprint, "source_row": row, "samples": rows})
     return {**row, "resumed": False}
 
 
-def _sample_row(source: Source, task: _Task, sha: str, i: int, s: Sample) -> dict[str, Any]:
+#: files up to this size are read once into memory and hashed from there; larger ones are hashed by streaming
+#: and left for the adapter to read piecewise (large scenes, HDF5).
+READ_ONCE_BYTES = 256 << 20
+
+
+def _read_and_hash(task: _Task) -> tuple[bytes | None, str | None]:
+    try:
+        if task.size <= READ_ONCE_BYTES:
+            with open(task.path, "rb") as fh:
+                data = fh.read()
+            return data, hashlib.sha256(data).hexdigest()
+        h = hashlib.sha256()
+        with open(task.path, "rb") as fh:
+            while block := fh.read(1 << 20):
+                h.update(block)
+        return None, h.hexdigest()
+    except OSError:
+        return None, None
+
+
+def _sample_row(
+    source: Source, task: _Task, sha: str, s: Sample, members: dict[str, bytes], i: int, uid: str
+) -> dict[str, Any]:
+    """Validate one sample, add its encoded arrays to ``members`` and return its ``samples`` row."""
     bad_cols = set(s.columns) - _COLUMNS
     if bad_cols:
         raise ValueError(f"adapter {source.id} set unknown columns {sorted(bad_cols)}")
@@ -206,8 +212,9 @@ def _sample_row(source: Source, task: _Task, sha: str, i: int, s: Sample) -> dic
         check_array(name, arr)
         if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
             raise RejectFile("bad_values", f"{name} has NaN or Inf values")
+        members[f"{i}.{name}"] = encoded = encode_npy(arr)
         h.update(name.encode())
-        h.update(encode_npy(arr))
+        h.update(encoded)
     classes = source.class_names()
     label = None
     if s.label_name is not None:
@@ -236,26 +243,8 @@ def _sample_row(source: Source, task: _Task, sha: str, i: int, s: Sample) -> dic
         "channels": int(main.shape[0]) if image else None,
         "dtype": str(main.dtype) if main is not None else None,
         "meta": canonical_json(s.meta),
+        "store_path": f"{unit_file(uid)}#{i}",
     } | {k: None for k, v in s.columns.items() if isinstance(v, float) and not np.isfinite(v)}
-
-
-def read_part(path: Path) -> dict[str, Any] | None:
-    """A unit's part document, or None when it is missing or damaged (then the unit is simply redone)."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def _sha256(path: str) -> str | None:
-    try:
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            while block := fh.read(1 << 20):
-                h.update(block)
-        return h.hexdigest()
-    except OSError:
-        return None
 
 
 # ----------------------------------------------------------------------------------------------- the run
@@ -274,7 +263,7 @@ def ingest(
     Raises:
         SourceNotFoundError: unknown source, missing or empty root.
         ConfigError: ``out`` holds an ingest with another configuration (pass ``overwrite``).
-        TooManyErrorsError: ``max_errors`` files were rejected (parts are kept; a rerun resumes).
+        TooManyErrorsError: ``max_errors`` files were rejected (finished units are kept; a rerun resumes).
     """
     cls = get_source(source_id)
     opts = cls.parse_options(dict(options or {}))
@@ -293,11 +282,8 @@ def ingest(
     cfg_sha = config_sha256(config)
     out = Path(out)
     _prepare_out(out, config, cfg_sha, overwrite)
-    all_rel = frozenset(f.rel for f in files)
-    tasks = [
-        _Task(f.rel, f.path, f.size, f.problem, source.skip_reason(f.rel, all_rel) if f.problem is None else None)
-        for f in files
-    ]
+    skips = source.skip_reasons([f.rel for f in files if f.problem is None])
+    tasks = [_Task(f.rel, f.path, f.size, f.problem, skips.get(f.rel)) for f in files]
 
     result = IngestResult(out)
     rows: list[dict[str, Any]] = []
@@ -325,8 +311,7 @@ def _prepare_out(out: Path, config: dict, cfg_sha: str, overwrite: bool) -> None
                     f"{out} holds an ingest of {previous.get('config', {}).get('source')} with another "
                     "configuration; choose a new --out or pass --overwrite"
                 )
-            for sub in ("parts", "store"):
-                shutil.rmtree(out / sub, ignore_errors=True)
+            shutil.rmtree(out / "units", ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out)
     with atomic_path(lock) as tmp:
@@ -372,10 +357,10 @@ def merge(
     """Build the final tables from the part files of ``rels`` and write ``dataset.json`` last."""
     sample_rows, source_rows = [], []
     for rel in rels:
-        path = out / part_file(unit_id(rel))
-        part = read_part(path)
+        uid = unit_id(rel)
+        part = read_part(out, uid)
         if part is None:
-            raise ConfigError(f"{path}: part file missing or damaged; rerun the same ingest command to redo it")
+            raise ConfigError(f"{out / unit_file(uid)}: unit missing or damaged; rerun the same ingest command")
         source_rows.append(part["source_row"])
         sample_rows.extend(part["samples"])
     samples = pa.Table.from_pylist(sample_rows, schema=SAMPLES)

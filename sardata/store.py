@@ -1,57 +1,75 @@
-"""The ingest sample store: decoded arrays, written once at ingest, read by the shard builder.
+"""The ingest sample store: decoded arrays written once at ingest, read by the shard builder.
 
 Layout (inside an ingest output directory)::
 
-    store/<uid[:2]>/<uid>.npz     one uncompressed .npz per input file (work unit), members "<i>.<field>.npy"
-    parts/<uid[:2]>/<uid>.json    the unit's sources row and sample rows (its existence = unit committed)
+    units/<uid[:2]>/<uid>.npz    one uncompressed zip per input file (work unit):
+                                 "<i>.<field>.npy" members (sample i's arrays) + "part.json"
+                                 (the unit's sources row and sample rows)
 
 ``uid`` = first 32 hex digits of sha256(source-relative path). A sample's ``store_path`` column reads
-``store/ab/abcd….npz#<i>``. Why npz: numpy-native, no pickle (loaded with ``allow_pickle=False``), random access
-per member, and one file per unit keeps the unit the atomic step of ingest (temp + rename).
+``units/ab/abcd….npz#<i>``. Why one ``.npz`` per unit: numpy-native (``np.load(..., allow_pickle=False)`` reads
+it, no pickle possible), random access per member, and a single temp + rename makes the unit the atomic step of
+ingest — its existence means the unit is committed. Files are not fsynced: this protects against a killed
+process, not a power cut (final tables and ``dataset.json`` are fsynced).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from sardata._atomic import atomic_path
 from sardata.errors import ShardIntegrityError
 
+PART_MEMBER = "part.json"
+
 
 def unit_id(rel: str) -> str:
     return hashlib.sha256(rel.encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
-def store_file(uid: str) -> str:
-    return f"store/{uid[:2]}/{uid}.npz"
+def unit_file(uid: str) -> str:
+    return f"units/{uid[:2]}/{uid}.npz"
 
 
-def part_file(uid: str) -> str:
-    return f"parts/{uid[:2]}/{uid}.json"
-
-
-def write_unit_arrays(out: Path, uid: str, samples: list[dict[str, np.ndarray]]) -> str | None:
-    """Write all arrays of one unit; return the relative store file, or None when there is nothing to store."""
-    if not samples:
-        return None
-    rel = store_file(uid)
-    members = {f"{i}.{field}": arr for i, arrays in enumerate(samples) for field, arr in arrays.items()}
-    with atomic_path(out / rel) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **members)
+def write_unit(out: Path, uid: str, members: dict[str, bytes], part: dict[str, Any]) -> str:
+    """Write a unit's ``.npy`` members and its part document in one atomic step; return the relative path."""
+    rel = unit_file(uid)
+    with atomic_path(out / rel) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
+        for name, data in members.items():
+            zf.writestr(_info(f"{name}.npy"), data)
+        zf.writestr(_info(PART_MEMBER), json.dumps(part, allow_nan=False, ensure_ascii=False).encode("utf-8"))
     return rel
 
 
+def _info(name: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))  # fixed: unit files are reproducible
+    info.external_attr = 0o644 << 16
+    return info
+
+
+def read_part(out: Path, uid: str) -> dict[str, Any] | None:
+    """A unit's part document, or None when missing or damaged (the unit is then simply redone)."""
+    try:
+        with zipfile.ZipFile(out / unit_file(uid)) as zf:
+            return json.loads(zf.read(PART_MEMBER))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+
+
 def load_arrays(root: str | os.PathLike[str], store_path: str) -> dict[str, np.ndarray]:
-    """Arrays of one sample from ``store_path`` (``store/…npz#i``) under an ingest root."""
+    """Arrays of one sample from ``store_path`` (``units/…npz#i``) under an ingest root."""
     rel, _, idx = store_path.partition("#")
     path = Path(root) / rel
+    prefix = f"{idx}."
     try:
         with np.load(path, allow_pickle=False) as z:
-            prefix = f"{idx}."
             return {name[len(prefix) :]: z[name] for name in z.files if name.startswith(prefix)}
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise ShardIntegrityError(f"{path}: cannot read sample store ({exc}); rerun `sardata ingest`") from exc

@@ -23,8 +23,8 @@ def bench_ingest(source_id: str, root: str | os.PathLike[str], workers: int = 2,
     cls = get_source(source_id)
     src = cls(root, cls.Options())
     files = discover(Path(root))
-    all_rel = frozenset(f.rel for f in files)
-    todo = [f for f in files if f.problem is None and f.size and src.skip_reason(f.rel, all_rel) is None]
+    skips = src.skip_reasons([f.rel for f in files if f.problem is None])
+    todo = [f for f in files if f.problem is None and f.size and f.rel not in skips]
 
     def decode_all() -> None:
         for f in todo:

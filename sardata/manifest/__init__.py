@@ -1,1 +1,1 @@
-"""Manifest tables: schemas (declared once), building from ingest parts, reading with validation."""
+"""Manifest tables: schemas (declared once), building from ingest units, reading with validation."""

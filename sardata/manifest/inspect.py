@@ -42,10 +42,10 @@ def validate_dir(root: str | os.PathLike[str]) -> list[str]:
     lines = []
     for name, info in sorted(card.get("tables", {}).items()):
         path = root / f"{name}.parquet"
-        table = read_table(path, name)
         actual = sha256_file(path)
         if actual != info["sha256"]:
             raise ChecksumError(f"{path}: sha256 {actual} != card {info['sha256']}; the table was modified")
+        table = read_table(path, name)
         if table.num_rows != info["rows"]:
             raise ChecksumError(f"{path}: {table.num_rows} rows != card {info['rows']}")
         lines.append(f"ok  {name}.parquet  {table.num_rows} rows  sha256 {actual[:16]}…")

@@ -94,7 +94,10 @@ def read_table(path: str | os.PathLike[str], name: str) -> pa.Table:
     except (pa.ArrowInvalid, OSError) as exc:
         raise ManifestSchemaError(f"{path}: not a readable Parquet file ({exc})") from exc
     validate_schema(schema, name, path)
-    return pq.read_table(path)
+    try:
+        return pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ManifestSchemaError(f"{path}: corrupt Parquet data ({exc}); restore or rebuild this table") from exc
 
 
 def read_card(root: str | os.PathLike[str]) -> dict[str, Any]:

@@ -51,7 +51,8 @@ class Sample:
 
 @dataclass
 class FileUnit:
-    """One input file handed to an adapter. ``data()`` reads it once and caches the bytes."""
+    """One input file handed to an adapter. ``data()`` returns its bytes (already read by the engine for files up
+    to :data:`sardata.ingest.READ_ONCE_BYTES`; adapters of large formats open ``path`` themselves)."""
 
     rel: str
     path: str
@@ -89,8 +90,10 @@ class Source(ABC):
     Options: ClassVar[type] = NoOptions
     #: file names (lower-case) that are never data: recorded as skipped.
     junk_names: ClassVar[frozenset[str]] = frozenset({"thumbs.db", ".ds_store", "desktop.ini"})
-    #: extensions (lower-case, with dot) that are documentation or previews: recorded as skipped.
-    junk_suffixes: ClassVar[frozenset[str]] = frozenset({".htm", ".html", ".pdf", ".md", ".txt", ".doc"})
+    #: extensions (lower-case, with dot) of documentation and scripts: recorded as skipped.
+    junk_suffixes: ClassVar[frozenset[str]] = frozenset(
+        {".htm", ".html", ".pdf", ".md", ".txt", ".doc", ".py", ".pyc", ".sh"}
+    )
 
     def __init__(self, root: str | os.PathLike[str], options: Any = None) -> None:
         self.root = Path(root)
@@ -120,14 +123,16 @@ class Source(ABC):
         """Classes in label-id order (the selected subset, when the source supports one)."""
         return list(self.classes)
 
-    def skip_reason(self, rel: str, all_files: frozenset[str]) -> str | None:
-        """Decide from the listing alone whether a file is not data (cheap; runs in the main process)."""
-        name = Path(rel).name.lower()
-        if name in self.junk_names or name.startswith("readme"):
-            return "not_data: documentation or system file"
-        if Path(name).suffix in self.junk_suffixes:
-            return f"not_data: {Path(name).suffix} files are documentation or previews"
-        return None
+    def skip_reasons(self, rels: list[str]) -> dict[str, str]:
+        """Files that are not data, decided from the listing alone (one pass, main process): rel → reason."""
+        out = {}
+        for rel in rels:
+            name = Path(rel).name.lower()
+            if name in self.junk_names or name.startswith("readme"):
+                out[rel] = "not_data: documentation or system file"
+            elif Path(name).suffix in self.junk_suffixes:
+                out[rel] = f"not_data: {Path(name).suffix} files are documentation or scripts"
+        return out
 
     @abstractmethod
     def read(self, unit: FileUnit) -> list[Sample]:

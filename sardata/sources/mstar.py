@@ -114,15 +114,17 @@ def parse_phoenix(data: bytes, verify_md5: bool = True) -> PhoenixChip:
     if rows <= 0 or cols <= 0:
         raise RejectFile("bad_header", f"NumberOfRows={rows}, NumberOfColumns={cols}")
     need = hlen + 8 * rows * cols
-    sig = header.get("PhoenixSigSize")
-    if len(data) < need:
-        raise RejectFile(
-            "truncated", f"{len(data)} bytes but the header needs {need} ({rows}x{cols} float32 magnitude+phase)"
-        )
-    if sig is not None and sig.isdigit() and int(sig) != len(data):
-        raise RejectFile("size_mismatch", f"PhoenixSigSize={int(sig)} but the file has {len(data)} bytes")
+    sig = header.get("PhoenixSigSize", "")
+    sig_size = int(sig) if sig.isdigit() else None
+    if sig_size is not None and len(data) < sig_size:
+        raise RejectFile("truncated", f"{len(data)} bytes but PhoenixSigSize={sig_size}; the copy is incomplete")
+    if sig_size is not None and sig_size != len(data):
+        raise RejectFile("size_mismatch", f"PhoenixSigSize={sig_size} but the file has {len(data)} bytes")
     if len(data) != need:
-        raise RejectFile("size_mismatch", f"file has {len(data)} bytes, header implies {need}")
+        kind = "size_mismatch" if sig_size is not None else ("truncated" if len(data) < need else "size_mismatch")
+        raise RejectFile(
+            kind, f"file has {len(data)} bytes but the header's {rows}x{cols} float32 magnitude+phase needs {need}"
+        )
     if verify_md5 and "Chip_MD5_CheckSum" in header:
         md5 = hashlib.md5(data[hlen:]).hexdigest()  # noqa: S324 - the format's own checksum
         if md5 != header["Chip_MD5_CheckSum"].lower():
@@ -191,19 +193,20 @@ class MSTAR(Source):
     classes = CLASSES
     Options = MSTAROptions
 
-    def skip_reason(self, rel: str, all_files: frozenset[str]) -> str | None:
-        reason = super().skip_reason(rel, all_files)
-        if reason:
-            return reason
-        p = Path(rel)
-        if p.suffix.lower() in (".jpg", ".jpeg"):
-            # a preview JPG beside a raw chip of the same stem (HB14931.JPG next to HB14931.000)
-            stem = p.stem.lower()
-            for other in all_files:
-                q = Path(other)
-                if q.parent == p.parent and q.stem.lower() == stem and q.suffix[1:].isdigit():
-                    return f"preview: JPEG preview of raw chip {q.name}"
-        return None
+    def skip_reasons(self, rels: list[str]) -> dict[str, str]:
+        out = super().skip_reasons(rels)
+        # a preview JPG beside a raw chip of the same stem (HB14931.JPG next to HB14931.000)
+        raw = {}
+        for rel in rels:
+            p = Path(rel)
+            if p.suffix[1:].isdigit():
+                raw[(p.parent, p.stem.lower())] = p.name
+        for rel in rels:
+            p = Path(rel)
+            chip = raw.get((p.parent, p.stem.lower()))
+            if rel not in out and p.suffix.lower() in (".jpg", ".jpeg") and chip:
+                out[rel] = f"preview: JPEG preview of raw chip {chip}"
+        return out
 
     def read(self, unit: FileUnit) -> list[Sample]:
         data = unit.data()

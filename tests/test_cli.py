@@ -1,0 +1,79 @@
+"""The CLI contract: fast help, exit codes 0/1/2/3, one-line errors, tracebacks only with SARDATA_DEBUG=1."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import FIXTURES
+
+
+def run(cmd: list[str], *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, env={**os.environ, **(env or {})})
+
+
+def test_help_imports_no_heavy_libraries() -> None:
+    code = (
+        "import sys\nsys.argv=['sardata','--help']\nfrom sardata.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy=[m for m in ('torch','pyarrow','pandas','timm','webdataset','rasterio') if m in sys.modules]\n"
+        "print('HEAVY', heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "ingest" in out.stdout and "HEAVY []" in out.stdout
+
+
+def test_every_command_group_is_registered(sardata_cmd) -> None:
+    out = run(sardata_cmd, "--help").stdout
+    for group in ("ingest", "build-shards", "train", "manifest", "bench", "preview", "sim", "sources", "demo"):
+        assert group in out
+
+
+def test_sources_list(sardata_cmd) -> None:
+    out = run(sardata_cmd, "sources", "list")
+    assert out.returncode == 0 and "mstar" in out.stdout and "sar-acd" in out.stdout and "5class" not in out.stderr
+
+
+def test_usage_error_exits_2(sardata_cmd, tmp_path: Path) -> None:
+    assert run(sardata_cmd, "ingest").returncode == 2
+    assert (
+        run(sardata_cmd, "ingest", "mstar", str(tmp_path), "--out", str(tmp_path / "o"), "-o", "novalue").returncode
+        == 2
+    )
+
+
+def test_domain_error_is_one_line_exit_1(sardata_cmd, tmp_path: Path) -> None:
+    out = run(sardata_cmd, "ingest", "nope", str(tmp_path), "--out", str(tmp_path / "o"))
+    assert out.returncode == 1
+    assert out.stderr.strip().count("\n") == 0 and out.stderr.startswith("error: unknown source 'nope'")
+    debug = run(sardata_cmd, "ingest", "nope", str(tmp_path), "--out", str(tmp_path / "o"), env={"SARDATA_DEBUG": "1"})
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
+
+
+def test_partial_ingest_exits_3_and_prints_reasons(sardata_cmd, tmp_path: Path) -> None:
+    out = run(sardata_cmd, "ingest", "mstar", str(FIXTURES / "mstar" / "raw"), "--out", str(tmp_path / "o"))
+    assert out.returncode == 3
+    assert "checksum_mismatch" in out.stderr and "truncated" in out.stderr and "3 files rejected" in out.stderr
+    ok = run(sardata_cmd, "ingest", "mstar", str(FIXTURES / "mstar" / "jpeg"), "--out", str(tmp_path / "j"))
+    assert ok.returncode == 0 and "8 samples" in ok.stdout
+
+
+def test_manifest_show_and_validate(sardata_cmd, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    run(sardata_cmd, "ingest", "sar-acd", str(FIXTURES / "sar-acd" / "SAR-ACD"), "--out", str(out))
+    show = run(sardata_cmd, "manifest", "show", str(out))
+    assert show.returncode == 0 and "A220" in show.stdout and "total" in show.stdout
+    assert run(sardata_cmd, "manifest", "validate", str(out)).returncode == 0
+    data = bytearray((out / "sources.parquet").read_bytes())
+    data[100] ^= 1
+    (out / "sources.parquet").write_bytes(bytes(data))
+    bad = run(sardata_cmd, "manifest", "validate", str(out))
+    assert bad.returncode == 1 and "sources.parquet" in bad.stderr
+
+
+def test_preview_writes_png(sardata_cmd, tmp_path: Path) -> None:
+    run(sardata_cmd, "ingest", "mstar", str(FIXTURES / "mstar" / "jpeg"), "--out", str(tmp_path / "o"))
+    out = run(sardata_cmd, "preview", "samples", str(tmp_path / "o"), "--out", str(tmp_path / "s.png"))
+    assert out.returncode == 0 and (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"

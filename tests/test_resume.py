@@ -1,0 +1,90 @@
+"""Crash safety: a killed or damaged ingest resumes to the same manifest as an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import FIXTURES, shared
+
+from sardata.ingest import ingest
+
+
+def assert_same_manifest(a: Path, b: Path) -> None:
+    for name in ("samples.parquet", "sources.parquet"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    card_a, card_b = (json.loads((d / "dataset.json").read_text()) for d in (a, b))
+    card_a.pop("created_at"), card_b.pop("created_at")
+    assert card_a == card_b
+    assert not [p for p in b.rglob(".tmp-*")]
+    n_store = len(list((b / "units").rglob("*.npz")))
+    assert n_store == len(list((a / "units").rglob("*.npz")))
+
+
+def test_damaged_run_resumes_identically(tmp_path: Path) -> None:
+    root = FIXTURES / "mstar" / "raw"
+    ingest("mstar", root, tmp_path / "a")
+    b = tmp_path / "b"
+    ingest("mstar", root, b)
+    parts = sorted((b / "units").rglob("*.npz"))
+    for p in parts[::2]:
+        p.unlink()  # units never finished
+    parts[1].write_text('{"truncated": ')  # a torn part is redone
+    (b / "dataset.json").unlink()
+    (b / "samples.parquet").unlink()
+    (parts[1].parent / ".tmp-999-leftover.json").write_text("x")  # temp of a killed writer
+    result = ingest("mstar", root, b)
+    assert 0 < result.resumed_units < len(parts)
+    assert_same_manifest(tmp_path / "a", b)
+
+
+def test_changed_input_file_is_redone(tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "acd"
+    shutil.copytree(FIXTURES / "sar-acd" / "SAR-ACD", root)
+    out = tmp_path / "out"
+    ingest("sar-acd", root, out)
+    shutil.copy(root / "images" / "A330" / "001.jpg", root / "images" / "A220" / "001.jpg")
+    result = ingest("sar-acd", root, out)
+    assert result.resumed_units == result.files["ok"] + result.files["skipped"] - 1
+
+
+@pytest.mark.real_data
+@pytest.mark.slow
+def test_kill_9_during_ingest_then_rerun(tmp_path: Path) -> None:
+    root = shared("sar-acd")
+    ingest("sar-acd", root, tmp_path / "clean", workers=2)
+    out = tmp_path / "killed"
+    cmd = [
+        sys.executable,
+        "-c",
+        "from sardata.cli import main; main()",
+        "ingest",
+        "sar-acd",
+        str(root),
+        "--out",
+        str(out),
+        "--workers",
+        "2",
+    ]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if len(list((out / "units").rglob("*.npz"))) >= 600 if (out / "units").exists() else False:
+            break
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its worker processes, mid-run
+    proc.wait()
+    assert not (out / "dataset.json").exists(), "killed too late: the run had finished"
+    done = len(list((out / "units").rglob("*.npz")))
+    assert 600 <= done < 3032
+    result = ingest("sar-acd", root, out, workers=2)
+    assert result.resumed_units >= 600 and result.files["ok"] == 3032
+    assert_same_manifest(tmp_path / "clean", out)
