@@ -48,3 +48,59 @@ def sample_sheet(root: str | os.PathLike[str], out: str | os.PathLike[str], per_
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return out
+
+
+def to_unit_range(img: np.ndarray, scale: str | None) -> np.ndarray:
+    """A 2-D float32 image in [0, 1] for GR: 8-bit data / 255; linear data / its own maximum (preview only —
+    GR is not scale-invariant, so training views use the manifest's normalisation policy instead)."""
+    plane = img[0].astype(np.float32)
+    if scale == "uint8" or img.dtype == np.uint8:
+        return plane / 255.0
+    peak = float(plane.max())
+    return plane / peak if peak > 0 else plane
+
+
+def _load_for_gr(source: Path, n: int) -> list[tuple[str, np.ndarray]]:
+    """(label, [0,1] image) pairs from an ingest directory or from image files."""
+    if source.is_dir():
+        df = read_table(source / "samples.parquet", "samples").select(["key", "store_path", "scale"]).to_pandas()
+        return [
+            (row.key, to_unit_range(load_arrays(source, row.store_path)["img"], row.scale))
+            for row in df.head(n).itertuples()
+        ]
+    from sardata.sources._image import decode_image
+
+    img, _ = decode_image(source.read_bytes())
+    return [(source.name, to_unit_range(img, "uint8"))]
+
+
+def gr_sheet(sources: list[str | os.PathLike[str]], out: str | os.PathLike[str], n: int = 4) -> Path:
+    """PNG contact sheet: each row an image and its four GR maps (radii 5, 9, 13, 17), one shared colour scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    from sardata.features.gr import GR_RADII, gr_maps
+
+    items = [item for src in sources for item in _load_for_gr(Path(src), n)][:n]
+    maps = [gr_maps(torch.from_numpy(img)[None, None])[0].numpy() for _, img in items]
+    vmax = max(float(m.max()) for m in maps) if maps else 1.0
+    fig, axes = plt.subplots(
+        len(items), 1 + len(GR_RADII), figsize=(2.2 * (1 + len(GR_RADII)), 2.3 * len(items)), squeeze=False
+    )
+    for r, ((name, img), m) in enumerate(zip(items, maps, strict=True)):
+        axes[r][0].imshow(img, cmap="gray", vmin=0, vmax=1)
+        axes[r][0].set_title(name[-28:], fontsize=7)
+        for s, k in enumerate(GR_RADII):
+            axes[r][s + 1].imshow(m[s], cmap="magma", vmin=0, vmax=vmax)
+            axes[r][s + 1].set_title(f"GR k={k}", fontsize=8)
+        for ax in axes[r]:
+            ax.axis("off")
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out

@@ -77,3 +77,20 @@ def test_preview_writes_png(sardata_cmd, tmp_path: Path) -> None:
     run(sardata_cmd, "ingest", "mstar", str(FIXTURES / "mstar" / "jpeg"), "--out", str(tmp_path / "o"))
     out = run(sardata_cmd, "preview", "samples", str(tmp_path / "o"), "--out", str(tmp_path / "s.png"))
     assert out.returncode == 0 and (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_preview_gr_from_ingest_dir_and_image_file(sardata_cmd, tmp_path: Path) -> None:
+    run(sardata_cmd, "ingest", "mstar", str(FIXTURES / "mstar" / "jpeg"), "--out", str(tmp_path / "o"))
+    image = FIXTURES / "sar-acd" / "SAR-ACD" / "images" / "A330" / "001.jpg"
+    out = run(
+        sardata_cmd, "preview", "gr", str(tmp_path / "o"), str(image), "--out", str(tmp_path / "g.png"), "-n", "3"
+    )
+    assert out.returncode == 0 and (tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bench_gr_reports_ratio_rows() -> None:
+    from sardata.bench.gr import bench_gr
+
+    rows = bench_gr(size=32, batch=4, dense_batch=1, repeat=1)
+    assert rows[0]["device"] == "cpu" and rows[0]["threads"] == 1
+    assert all(r["gr_img_s"] > 0 and r["ratio"] == r["gr_img_s"] / r["dense_img_s"] for r in rows)

@@ -32,3 +32,24 @@ def bench_ingest_cmd(
     typer.echo(f"  pure decode (1 process)   {r['decode_files_per_s']:9.1f} files/s   1.00x")
     typer.echo(f"  sardata ingest            {r['ingest_files_per_s']:9.1f} files/s   {r['ingest_vs_decode']:.2f}x")
     typer.echo(f"  resumed rerun (no-op)     {r['resume_files_per_s']:9.1f} files/s   {r['resume_vs_decode']:.2f}x")
+
+
+@app.command("gr")
+def bench_gr_cmd(
+    size: Annotated[int, typer.Option(min=18, help="Image side in pixels.")] = 224,
+    batch: Annotated[int, typer.Option(min=1, help="Images per timed call (integral path).")] = 64,
+    repeat: Annotated[int, typer.Option(min=1, help="Timed repeats; best is kept.")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """GR img/s: exact integral-image path vs dense conv2d of the same half-box kernels (CPU 1 / all threads, CUDA)."""
+    from sardata.bench.gr import bench_gr
+
+    rows = bench_gr(size=size, batch=batch, repeat=repeat)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    typer.echo(f"GR, {size}x{size}, 4 scales (radii 5, 9, 13, 17)")
+    typer.echo(f"  {'device':<28}{'threads':>8}{'integral img/s':>16}{'dense conv img/s':>18}{'ratio':>9}")
+    for r in rows:
+        threads = "-" if r["threads"] is None else str(r["threads"])
+        typer.echo(f"  {r['device']:<28}{threads:>8}{r['gr_img_s']:>16.1f}{r['dense_img_s']:>18.2f}{r['ratio']:>8.1f}x")

@@ -21,3 +21,16 @@ def preview_samples(
 
     sample_sheet(root, out, per_class=per_class)
     typer.echo(f"wrote {out}")
+
+
+@app.command("gr")
+def preview_gr(
+    sources: Annotated[list[Path], typer.Argument(help="Ingest output directories and/or image files.")],
+    out: Annotated[Path, typer.Option("--out", "-O", help="PNG file to write.")] = Path("gr.png"),
+    n: Annotated[int, typer.Option("--n", "-n", min=1, help="Images to show.")] = 4,
+) -> None:
+    """Images with their four GR target maps, so a person can see what the model regresses."""
+    from sardata.preview import gr_sheet
+
+    gr_sheet(sources, out, n=n)
+    typer.echo(f"wrote {out}")

@@ -27,7 +27,12 @@ FIELDS: dict[str, FieldSpec] = {
     for f in [
         FieldSpec("img", "npy", ("uint8", "float32"), "image, channel-first (C, H, W)"),
         FieldSpec("cplx", "npy", ("complex64",), "complex image (C, H, W)"),
-        FieldSpec("gr", "npy", ("float32", "float16"), "GR targets (4, H, W), radii 5, 9, 13, 17"),
+        FieldSpec(
+            "gr",
+            "npy",
+            ("float32", "float16", "uint16"),
+            "GR targets (4, H, W), radii 5, 9, 13, 17 (codecs: features.gr)",
+        ),
         FieldSpec("boxes", "npy", ("float32",), "detection boxes (N, 5): class, x0, y0, x1, y1 in pixels"),
         FieldSpec("mask", "npy", ("uint8",), "valid/segmentation mask (H, W)"),
         FieldSpec("iq", "npy", ("float32",), "IQ frame (2, 512), I then Q"),

@@ -1,0 +1,1 @@
+"""Feature targets computed from images (gradient-by-ratio)."""
