@@ -13,7 +13,7 @@ How it is computed (O(1) per pixel per scale, torch on CPU or CUDA):
 2. A half-box is one window of (2k+1) × (k+1) pixels, and **R at column j is the same window as L at column
    j + k** (T/B likewise along rows). So each scale needs one log plane per direction of H × (W + k) windows, and
    ``gx`` is a difference of two shifted views of it — 8 logs per pixel for four scales instead of 16.
-3. Window means + ε are rounded to float32 once and ``log2`` is taken in float32; the difference of logs
+3. Window means of x + ε are rounded to float32 once and ``log2`` is taken in float32; the difference of logs
    is exactly antisymmetric, so flips and transposes commute **bit-for-bit**, a constant image gives exactly 0
    and corners are exactly 0. Error against the float64 definition ≈2e-7, well inside the 1e-5 tolerance.
 
@@ -61,8 +61,8 @@ def check_images(images: torch.Tensor, radii: Sequence[int] = GR_RADII, keys: Se
 
 
 def quant_bits(height: int, width: int, pad: int) -> int:
-    """Fixed-point bits for an image: 32, or fewer when the integral image would exceed 2^53."""
-    padded = (height + 2 * pad) * (width + 2 * pad)
+    """Fixed-point bits for an image: 32, or fewer when the integral image of (x + ε) would exceed 2^53."""
+    padded = (height + 2 * pad) * (width + 2 * pad) * (1 + GR_EPS)
     return min(32, int(math.floor(53 - math.log2(padded))))
 
 
@@ -89,34 +89,38 @@ def _gr_chunk(x: torch.Tensor, radii: tuple[int, ...], out: torch.Tensor) -> Non
     pad = max(radii)
     bits = quant_bits(h, w, pad)
     q = F.pad(x[:, None].to(torch.float64), (pad, pad, pad, pad), mode="reflect")[:, 0]  # (n, H+2P, W+2P)
-    q.mul_(2.0**bits).round_()
+    q.add_(GR_EPS).mul_(2.0**bits).round_()  # (x + ε) in fixed point: ε enters every half-sum as count·ε
     s = F.pad(q.cumsum_(1).cumsum_(2), (1, 0, 1, 0))  # (n, H+2P+1, W+2P+1) exact integral image
     del q
     for ch, k in enumerate(radii):
-        count = (k + 1) * (2 * k + 1)
-        offset, scale = count * GR_EPS * 2.0**bits, 1.0 / (count * 2.0**bits)  # + count·ε, then → window mean
+        scale = 1.0 / ((k + 1) * (2 * k + 1) * 2.0**bits)  # window sum → window mean of (x + ε), in [0.01, 1.01]
         # horizontal: row band i-k..i+k, windows of columns c..c+k for c = j+P-k .. j+P  (W + k of them)
         band = s[:, pad + k + 1 : pad + k + 1 + h, :] - s[:, pad - k : pad - k + h, :]  # (n, H, W+2P+1)
-        lw = _log_windows(band[:, :, pad + 1 : pad + 1 + w + k] - band[:, :, pad - k : pad + w], offset, scale)
+        lw = _log_windows(band[:, :, pad + 1 : pad + 1 + w + k], band[:, :, pad - k : pad + w], scale)
         del band
         gx = lw[:, :, :w] - lw[:, :, k : k + w]  # log2 L − log2 R   (n, H, W)
         del lw
         # vertical: column band j-k..j+k, windows of rows r..r+k
         band = s[:, :, pad + k + 1 : pad + k + 1 + w] - s[:, :, pad - k : pad - k + w]  # (n, H+2P+1, W)
-        lv = _log_windows(band[:, pad + 1 : pad + 1 + h + k, :] - band[:, pad - k : pad + h, :], offset, scale)
+        lv = _log_windows(band[:, pad + 1 : pad + 1 + h + k, :], band[:, pad - k : pad + h, :], scale)
         del band
         gy = lv[:, :h] - lv[:, k : k + h]  # log2 T − log2 B
         del lv
-        # square separately, then add: a fused multiply-add (addcmul) would break the bitwise gx <-> gy symmetry
-        out[:, ch] = gx.mul_(gx).add_(gy.mul_(gy)).sqrt_()  # sqrt on the contiguous plane, then one copy
+        # square separately, then add (IEEE addition commutes: exact under transpose; a fused multiply-add such as
+        # addcmul would not). torch.hypot is symmetric too but ~5x slower on CPU.
+        out[:, ch] = gx.mul_(gx).add_(gy.mul_(gy)).sqrt_()
         del gx, gy
     out.mul_(_LN2)  # log2 → natural log units
 
 
-def _log_windows(window_sums: torch.Tensor, offset: float, scale: float) -> torch.Tensor:
-    """log2 of (window sum + count·ε) / count in float32. The sums are exact float64 integers; dividing by the
-    count first keeps the logs' arguments in [0.01, 1.01], where float32 log2 is accurate to ~1e-7 absolute."""
-    return window_sums.add_(offset).mul_(scale).to(torch.float32).log2_()
+def _log_windows(upper: torch.Tensor, lower: torch.Tensor, scale: float) -> torch.Tensor:
+    """log2 of the window means ``(upper − lower) · scale`` in float32.
+
+    The difference of exact float64 prefix sums is itself exact; it is rounded to float32 in the same pass.
+    Taking means first keeps log2's arguments in [0.01, 1.01], where float32 log2 is accurate to ~1e-7 absolute.
+    """
+    window = torch.empty(upper.shape, dtype=torch.float32, device=upper.device)
+    return torch.sub(upper, lower, out=window).mul_(scale).log2_()
 
 
 def patchify(maps: torch.Tensor, patch_size: int) -> torch.Tensor:
@@ -148,17 +152,17 @@ def half_box_kernels(k: int, dtype: torch.dtype = torch.float32) -> torch.Tensor
 def gr_maps_dense(
     images: torch.Tensor, radii: Sequence[int] = GR_RADII, dtype: torch.dtype = torch.float32
 ) -> torch.Tensor:
-    """The reference's formulation — dense conv2d with the half-box kernels, ``ln(L/R)`` — as the benchmark
-    baseline and a test cross-check. O(k²) per pixel; never used for targets."""
+    """The reference's formulation, as the benchmark baseline and a test cross-check: per scale, four separate
+    single-output dense conv2d calls with the (2k+1)² half-box kernels on the padded image + ε, then
+    ``ln(L/R)``, ``ln(T/B)`` and their 2-norm. O(k²) per pixel; never used for targets."""
     x = images.to(dtype)
     outs = []
     for k in radii:
         xp = F.pad(x, (k, k, k, k), mode="reflect") + GR_EPS
-        lrtb = F.conv2d(xp, half_box_kernels(k, dtype).to(x.device))
-        gx = torch.log(lrtb[:, 0] / lrtb[:, 1])
-        gy = torch.log(lrtb[:, 2] / lrtb[:, 3])
-        outs.append(torch.sqrt(gx * gx + gy * gy))
-    return torch.stack(outs, 1).to(torch.float32)
+        left, right, top, bottom = (F.conv2d(xp, w[None].to(x.device)) for w in half_box_kernels(k, dtype))
+        gx, gy = torch.log(left / right), torch.log(top / bottom)
+        outs.append(torch.stack([gx, gy], dim=-1).norm(dim=-1))
+    return torch.cat(outs, 1).to(torch.float32)
 
 
 # ----------------------------------------------------------------------------------------------- storage codec
