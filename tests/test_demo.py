@@ -27,6 +27,9 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert set(raw["width"]) == {64, 65} and set(raw["radiometry"]) == {"amplitude"}
     card = json.loads((tmp_path / "ingest" / "mstar-raw" / "dataset.json").read_text())
     assert card["counts"]["per_split"] == {"test": 12, "train": 12}
+    assert result.build.samples == 24 and result.verified.ok and result.verified.samples_checked == 24
+    shards = json.loads((tmp_path / "shards" / "dataset.json").read_text())
+    assert shards["features"]["gr"]["version"] == "gr-v1" and "split_fewshot_k5_s2" in shards["views"]
 
 
 def test_chips_are_seeded_and_have_target_contrast() -> None:
@@ -46,10 +49,17 @@ def test_pipeline_recipe_runs(tmp_path: Path) -> None:
     cwd = os.getcwd()
     os.chdir(tmp_path)
     try:
-        assert run_pipeline(REPO / "pipelines" / "demo.yaml") == ["simulate", "ingest-raw", "ingest-jpeg", "show"]
+        assert run_pipeline(REPO / "pipelines" / "demo.yaml") == [
+            "simulate",
+            "ingest-raw",
+            "ingest-jpeg",
+            "build-shards",
+            "verify",
+            "show",
+        ]
     finally:
         os.chdir(cwd)
-    assert (tmp_path / "demo-out" / "ingest" / "mstar-jpeg" / "dataset.json").exists()
+    assert (tmp_path / "demo-out" / "shards" / "dataset.json").exists()
 
 
 def test_bench_ingest_reports_ratios(tmp_path: Path) -> None:
@@ -57,3 +67,12 @@ def test_bench_ingest_reports_ratios(tmp_path: Path) -> None:
 
     r = bench_ingest("sar-acd", REPO / "tests" / "data" / "sar-acd" / "SAR-ACD", workers=1)
     assert r["files"] == 12 and r["decode_files_per_s"] > 0 and r["ingest_vs_decode"] > 0
+
+
+def test_bench_build_shards_reports_ratio(tmp_path: Path) -> None:
+    from sardata.bench.shards import bench_build_shards
+    from sardata.ingest import ingest
+
+    ingest("sar-acd", REPO / "tests" / "data" / "sar-acd" / "SAR-ACD", tmp_path / "i")
+    r = bench_build_shards([tmp_path / "i"], workers=1)
+    assert r["samples"] == 12 and r["build_vs_tar"] > 0 and r["tar_mb_per_s"] > 0

@@ -53,3 +53,32 @@ def bench_gr_cmd(
     for r in rows:
         threads = "-" if r["threads"] is None else str(r["threads"])
         typer.echo(f"  {r['device']:<28}{threads:>8}{r['gr_img_s']:>16.1f}{r['dense_img_s']:>18.2f}{r['ratio']:>8.1f}x")
+
+
+@app.command("build-shards")
+def bench_build_shards_cmd(
+    ingest_dirs: Annotated[list[Path], typer.Argument(help="Ingest output directories.")],
+    workers: Workers = 2,
+    repeat: Annotated[int, typer.Option(min=1, help="Repeat each timing, keep the best.")] = 1,
+    targets: Annotated[str, typer.Option(help="'' or 'gr' (precompute GR during the build).")] = "",
+    shard_size: Annotated[int, typer.Option(help="Max shard bytes (several shards let workers run in parallel).")] = 8
+    << 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Build samples/s and MB/s vs a plain sequential tar write of the same payload bytes."""
+    from sardata.bench.shards import bench_build_shards
+    from sardata.shards.build import BuildConfig
+
+    r = bench_build_shards(ingest_dirs, workers=workers, repeat=repeat,
+                           cfg=BuildConfig(targets=tuple(t for t in targets.split(",") if t), max_shard_bytes=shard_size))  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps(r, indent=2))
+        return
+    typer.echo(f"{r['samples']} samples, {r['payload_mb']:.1f} MB payload, {r['shards']} shards, {workers} workers")
+    typer.echo(
+        f"  plain sequential tar write  {r['tar_samples_per_s']:9.1f} samples/s {r['tar_mb_per_s']:7.1f} MB/s  1.00x"
+    )
+    typer.echo(
+        f"  sardata build-shards        {r['build_samples_per_s']:9.1f} samples/s {r['build_mb_per_s']:7.1f} MB/s"
+        f"  {r['build_vs_tar']:.2f}x"
+    )

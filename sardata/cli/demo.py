@@ -16,7 +16,7 @@ def demo_cmd(
     seed: Annotated[int, typer.Option(help="Seed of the synthetic data.")] = 0,
     workers: Workers = 2,
 ) -> None:
-    """Generate synthetic SAR chips (MSTAR raw + JPEG layouts), ingest both and print a summary."""
+    """Synthetic SAR chips (MSTAR raw + JPEG layouts) → ingest → shards with GR targets and few-shot views → verify."""
     from sardata.cli._options import progress_bar
     from sardata.demo import run_demo
     from sardata.manifest.inspect import summary_table
@@ -39,3 +39,8 @@ def demo_cmd(
     for layout, r in result.ingests.items():
         typer.echo(f"\n== ingest mstar ({layout}) ==")
         typer.echo(summary_table(r.out))
+    b = result.build
+    typer.echo(f"\n== build-shards (GR targets, 5-shot views x 3 seeds) ==\n{summary_table(b.out)}")
+    v = result.verified
+    typer.echo(f"\nverify: {'ok' if v.ok else 'FAILED'} ({v.shards_ok} shards, {v.samples_checked} samples hashed)")
+    typer.echo(f"look at the data: sardata preview gr {b.out.parent / 'ingest' / 'mstar-jpeg'} --out gr.png")

@@ -7,12 +7,63 @@ from typing import Annotated
 
 import typer
 
+from sardata.cli._options import Workers, progress_bar
+
+
+def _ints(text: str | None) -> tuple[int, ...]:
+    """``10,20,40`` or a range ``0-9`` (or a mix) → a tuple of ints."""
+    out: list[int] = []
+    for part in (text or "").replace(":", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            if "-" in part[1:]:
+                lo, hi = part.split("-", 1) if not part.startswith("-") else (part, part)
+                out.extend(range(int(lo), int(hi) + 1))
+            else:
+                out.append(int(part))
+        except ValueError:
+            raise typer.BadParameter(f"expected integers like 10,20,40 or 0-9, got {text!r}") from None
+    return tuple(out)
+
 
 def build_shards_cmd(
     ingest_dirs: Annotated[list[Path], typer.Argument(help="Ingest output directories.")],
     out: Annotated[Path, typer.Option("--out", "-O", help="Dataset directory to write.")],
+    where: Annotated[
+        str | None, typer.Option(help="Row filter on manifest columns, e.g. \"label_name != 'A320321'\".")
+    ] = None,
+    size_policy: Annotated[str, typer.Option(help="keep | resize | center-crop | resize-crop")] = "keep",
+    size: Annotated[int | None, typer.Option(help="Target side for non-keep size policies.")] = None,
+    targets: Annotated[str, typer.Option(help="Precomputed targets: '' or 'gr'.")] = "",
+    gr_codec: Annotated[str, typer.Option(help="gr.npy storage: float32 | float16 | uint16.")] = "float32",
+    test_ratio: Annotated[float, typer.Option(help="Share of each class's pool samples sent to test.")] = 0.0,
+    val_ratio: Annotated[float, typer.Option(help="Share of each class's pool samples sent to val.")] = 0.0,
+    split_seed: Annotated[int, typer.Option(help="Seed of the pool split.")] = 0,
+    shots: Annotated[str | None, typer.Option(help="Few-shot views, e.g. 10,20,40.")] = None,
+    seeds: Annotated[str | None, typer.Option(help="Few-shot seeds, e.g. 0-9.")] = None,
+    long_tail: Annotated[str | None, typer.Option(help="Per-class train counts, e.g. 100:50:25:15:10:5:1.")] = None,
+    holdout: Annotated[str | None, typer.Option(help="Group-held-out view COLUMN=VALUE, e.g. sensor=GF-3.")] = None,
+    shard_size: Annotated[int, typer.Option(help="Max shard bytes.")] = 256 << 20,
+    max_count: Annotated[int | None, typer.Option(help="Max samples per shard.")] = None,
+    workers: Workers = 1,
+    overwrite: Annotated[bool, typer.Option(help="Replace a dataset built with another configuration.")] = False,
 ) -> None:
-    """Write WebDataset shards + Parquet index from ingest outputs (issue #5: not built yet)."""
-    from sardata.errors import SardataError
+    """Write byte-reproducible WebDataset shards + Parquet index (+ splits and views) from ingest outputs."""
+    from sardata.shards.build import BuildConfig, build_shards
 
-    raise SardataError("build-shards is not implemented in this version yet (tracked in issue #5)")
+    cfg = BuildConfig(
+        where=where, size_policy=size_policy, size=size, targets=tuple(t for t in targets.split(",") if t),
+        gr_codec=gr_codec, test_ratio=test_ratio, val_ratio=val_ratio, split_seed=split_seed,
+        shots=_ints(shots), seeds=_ints(seeds) or ((0,) if shots else ()), long_tail=_ints(long_tail),
+        holdout=holdout, max_shard_bytes=shard_size, max_shard_samples=max_count,
+    )  # fmt: skip
+    progress, bar = progress_bar("build-shards", unit="shard")
+    try:
+        r = build_shards(ingest_dirs, out, cfg, workers=workers, overwrite=overwrite, progress=progress)
+    finally:
+        bar.close()
+    splits = ", ".join(f"{k} {v}" for k, v in r.splits.items())
+    reused = f", {r.reused_shards} reused" if r.reused_shards else ""
+    typer.echo(f"{out}: {r.samples} samples in {r.shards} shards, {r.bytes / 1e6:.1f} MB ({splits}{reused})")

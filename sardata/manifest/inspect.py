@@ -22,11 +22,19 @@ def summary_table(root: str | os.PathLike[str]) -> str:
     files = card.get("counts", {}).get("files", {})
     head = [
         f"{root}  ({card.get('kind', 'dataset')}, schema {card['schema_version']}, sardata {card['sardata_version']})",
-        f"sources: {', '.join(s['id'] + ' v' + s['version'] for s in card.get('sources', []))}",
+        "sources: " + ", ".join(f"{s.get('id')} v{s.get('version')}" for s in card.get("sources", [])),
         f"config_sha256: {card['config_sha256'][:16]}…",
     ]
     if files:
         head.append("files: " + ", ".join(f"{k} {v}" for k, v in files.items()))
+    if card.get("splits"):
+        head.append(
+            "shards: " + ", ".join(f"{k} {v['shards']} ({v['bytes'] / 1e6:.1f} MB)" for k, v in card["splits"].items())
+        )
+    if card.get("views"):
+        head.append(
+            f"views: {len(card['views'])} ({', '.join(card['views'][:4])}{' …' if len(card['views']) > 4 else ''})"
+        )
     return "\n".join(head) + "\n\n" + pivot.to_string()
 
 

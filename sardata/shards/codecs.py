@@ -81,3 +81,19 @@ def decode_npy(data: bytes, where: str = "") -> np.ndarray:
         return np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
     except ValueError as exc:
         raise ShardIntegrityError(f"{where}: not a plain .npy member ({exc})") from exc
+
+
+def npy_nbytes(shape: tuple[int, ...], dtype: np.dtype | str) -> int:
+    """Exact size of :func:`encode_npy` output for an array of ``shape``/``dtype``, without the data."""
+    dt = np.dtype(dtype).newbyteorder("<") if np.dtype(dtype).byteorder == ">" else np.dtype(dtype)
+    header = {"descr": np.lib.format.dtype_to_descr(dt), "fortran_order": False, "shape": tuple(int(s) for s in shape)}
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, header)
+    return buf.tell() + int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+
+
+def encode_json(obj: object) -> bytes:
+    """Canonical ``meta.json`` bytes: sorted keys, compact separators, UTF-8, no NaN."""
+    import json
+
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()

@@ -1,0 +1,456 @@
+"""``build-shards``: ingest outputs → WebDataset shards + Parquet index + ``dataset.json`` (issue #5).
+
+Steps: read and validate the ingest manifests → select (``where``) → refuse mixed radiometry/scale → assign
+splits and views → compute each sample's output fields and their exact sizes → plan shards (manifest only) →
+write shards in parallel (one worker per shard, temp + fsync + rename, then a sidecar in ``_work/`` as commit
+marker) → merge the index → ``dataset.json`` last.
+
+A rerun after ``kill -9`` reuses every shard whose sidecar matches its plan and whose bytes still hash to the
+recorded sha256, rebuilds the rest, and ends byte-identical to an uninterrupted run (shards and tables).
+
+Image policies (``size_policy``): ``keep`` (native size), ``resize`` (to size × size, bicubic), ``center-crop``
+(size × size around the centre, zero padding where the image is smaller), ``resize-crop`` (shorter side to size,
+bicubic, then centre crop — the SAR-JEPA ``gr_view``). ``cplx`` and geometric fields (boxes, masks) are only kept
+with ``keep``. GR targets are computed on the stored image scaled to [0, 1]: 8-bit data / 255, radiometric data
+/ its own maximum (recorded as ``features.gr.normalisation``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+import sardata
+from sardata._atomic import atomic_path, remove_stale_temps, sha256_file
+from sardata.config import config_sha256
+from sardata.errors import ConfigError, SardataError, ShardIntegrityError
+from sardata.manifest import splits as splitlib
+from sardata.manifest.io import CARD_NAME, read_card, read_table, write_card, write_table
+from sardata.manifest.schema import SAMPLES, SCHEMA_VERSION, SHARDS, SOURCES
+from sardata.shards.codecs import FIELDS, encode_json, encode_npy, npy_nbytes
+from sardata.shards.plan import ShardPlan, plan_shards
+from sardata.shards.writer import write_shard
+from sardata.store import load_arrays
+
+SIZE_POLICIES = ("keep", "resize", "center-crop", "resize-crop")
+WORK = "_work"
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Everything that determines the bytes of a build (hashed into ``config_sha256``)."""
+
+    where: str | None = None
+    size_policy: str = "keep"
+    size: int | None = None
+    targets: tuple[str, ...] = ()
+    gr_codec: str = "float32"
+    test_ratio: float = 0.0
+    val_ratio: float = 0.0
+    split_seed: int = 0
+    shots: tuple[int, ...] = ()
+    seeds: tuple[int, ...] = ()
+    long_tail: tuple[int, ...] = ()
+    long_tail_seed: int = 0
+    holdout: str | None = None
+    max_shard_bytes: int = 256 << 20
+    max_shard_samples: int | None = None
+    shuffle_seed: int | None = None
+
+    def __post_init__(self) -> None:
+        from sardata.features.grcodec import GR_CODECS
+
+        if self.size_policy not in SIZE_POLICIES:
+            raise ConfigError(f"size policy {self.size_policy!r}; choose from {SIZE_POLICIES}")
+        if self.size_policy != "keep" and not self.size:
+            raise ConfigError(f"size policy {self.size_policy} needs --size")
+        if set(self.targets) - {"gr"}:
+            raise ConfigError(f"unknown targets {sorted(set(self.targets) - {'gr'})}; available: gr")
+        if self.gr_codec not in GR_CODECS:
+            raise ConfigError(f"GR codec {self.gr_codec!r}; choose from {sorted(GR_CODECS)}")
+        if self.max_shard_bytes < 10240:
+            raise ConfigError("max shard size must be at least 10240 bytes")
+
+
+@dataclass
+class BuildResult:
+    out: Path
+    samples: int = 0
+    shards: int = 0
+    bytes: int = 0
+    reused_shards: int = 0
+    splits: dict[str, int] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------------------------- inputs
+def _load_inputs(ingest_dirs: list[Path]) -> tuple[pd.DataFrame, pa.Table, list[dict], dict[str, list[str]]]:
+    frames, sources, identities, class_maps = [], [], [], {}
+    for d in ingest_dirs:
+        card = read_card(d)
+        samples = read_table(d / "samples.parquet", "samples").to_pandas()
+        samples["ingest_root"] = str(d)
+        frames.append(samples)
+        sources.append(read_table(d / "sources.parquet", "sources"))
+        identities += [{**src, "ingest_config_sha256": card["config_sha256"],
+                        "samples_sha256": card["tables"]["samples"]["sha256"]} for src in card["sources"]]  # fmt: skip
+        for src, names in card.get("class_maps", {}).items():
+            if class_maps.setdefault(src, names) != names:
+                raise ConfigError(f"{d}: class map of {src} differs from another input; ingest with the same options")
+    df = pd.concat(frames, ignore_index=True)
+    dup = df["key"][df["key"].duplicated()]
+    if len(dup):
+        raise ConfigError(f"key {dup.iloc[0]!r} occurs in more than one input; build each source once")
+    return df, pa.concat_tables(sources), identities, class_maps
+
+
+def _select(df: pd.DataFrame, cfg: BuildConfig) -> pd.DataFrame:
+    if cfg.where:
+        try:
+            df = df.query(cfg.where, engine="python")
+        except Exception as exc:  # pandas raises many types for a bad expression
+            raise ConfigError(f"--where {cfg.where!r}: {exc} (columns: {', '.join(SAMPLES.names)})") from exc
+    if df.empty:
+        raise ConfigError("the selection is empty; check --where and the input manifests")
+    scales = sorted({f"{r}/{s}" for r, s in zip(df["radiometry"], df["scale"], strict=True)})
+    if len(scales) > 1:
+        raise ConfigError(
+            f"the selection mixes radiometry/scale {scales}; select one with --where (e.g. \"scale == 'uint8'\")"
+        )
+    return df.sort_values("key").reset_index(drop=True)
+
+
+def _add_splits(df: pd.DataFrame, cfg: BuildConfig) -> pd.DataFrame:
+    df = df.copy()
+    df["split"] = splitlib.assign_splits(df, cfg.test_ratio, cfg.val_ratio, cfg.split_seed)
+    for name, col in splitlib.fewshot_columns(df, list(cfg.shots), list(cfg.seeds)).items():
+        df[name] = col
+    if cfg.long_tail:
+        df["split_longtail"] = splitlib.long_tail_column(df, list(cfg.long_tail), cfg.long_tail_seed)
+    if cfg.holdout:
+        name, col = splitlib.holdout_column(df, cfg.holdout)
+        df[name] = col
+    return df
+
+
+# ----------------------------------------------------------------------------------------------- per sample
+def _out_shape(row: Any, cfg: BuildConfig) -> tuple[int, int]:
+    if cfg.size_policy == "keep":
+        return int(row.height), int(row.width)
+    return int(cfg.size), int(cfg.size)
+
+
+def _field_sizes(row: Any, cfg: BuildConfig) -> dict[str, int]:
+    """Exact data size of every member of a sample, from the manifest alone."""
+    h, w = _out_shape(row, cfg)
+    c = int(row.channels)
+    sizes = {"img.npy": npy_nbytes((c, h, w), row.dtype)}
+    fields = list(row.fields)
+    if "cplx" in fields and cfg.size_policy == "keep":
+        sizes["cplx.npy"] = npy_nbytes((c, h, w), "complex64")
+    if "gr" in cfg.targets:
+        sizes["gr.npy"] = npy_nbytes((4, h, w), cfg.gr_codec)
+    sizes["meta.json"] = len(_meta_bytes(row))
+    if not pd.isna(row.label):
+        sizes["cls"] = len(str(int(row.label)))
+    return sizes
+
+
+def _meta_bytes(row: Any) -> bytes:
+    meta = json.loads(row.meta) if isinstance(row.meta, str) else {}
+    meta.update(
+        source=row.source, src_path=row.src_path, label_name=None if pd.isna(row.label_name) else row.label_name
+    )
+    return encode_json(meta)
+
+
+def _transform(img: np.ndarray, cfg: BuildConfig) -> np.ndarray:
+    if cfg.size_policy == "keep":
+        return img
+    from PIL import Image
+
+    size = int(cfg.size)
+    planes = []
+    for plane in img:
+        im = Image.fromarray(plane)  # L for uint8, F for float32
+        if cfg.size_policy == "resize":
+            im = im.resize((size, size), Image.BICUBIC)
+        elif cfg.size_policy == "resize-crop":
+            w, h = im.size
+            scale = size / min(w, h)
+            im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BICUBIC)
+        arr = np.asarray(im)
+        if cfg.size_policy in ("center-crop", "resize-crop"):
+            arr = _center_crop(arr, size)
+        planes.append(arr.astype(img.dtype, copy=False))
+    return np.ascontiguousarray(np.stack(planes))
+
+
+def _center_crop(arr: np.ndarray, size: int) -> np.ndarray:
+    out = np.zeros((size, size), arr.dtype)
+    h, w = arr.shape
+    sy, sx = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    dy, dx = max(0, (size - h) // 2), max(0, (size - w) // 2)
+    ch, cw = min(size, h), min(size, w)
+    out[dy : dy + ch, dx : dx + cw] = arr[sy : sy + ch, sx : sx + cw]
+    return out
+
+
+def unit_range(img: np.ndarray) -> np.ndarray:
+    """First channel scaled to [0, 1] for GR: 8-bit / 255; radiometric data / its maximum."""
+    plane = img[0].astype(np.float32)
+    if img.dtype == np.uint8:
+        return plane / np.float32(255)
+    peak = float(plane.max())
+    return plane / np.float32(peak) if peak > 0 else plane
+
+
+def _sample_fields(row: Any, cfg: BuildConfig) -> dict[str, bytes]:
+    arrays = load_arrays(row.ingest_root, row.store_path)
+    img = _transform(arrays["img"], cfg)
+    out = {"img.npy": encode_npy(img), "meta.json": _meta_bytes(row)}
+    if "cplx" in arrays and cfg.size_policy == "keep":
+        out["cplx.npy"] = encode_npy(arrays["cplx"])
+    for name, arr in arrays.items():
+        if name not in ("img", "cplx"):
+            if cfg.size_policy != "keep":
+                raise ConfigError(f"{row.key}: field {name} cannot follow size policy {cfg.size_policy}; use keep")
+            out[f"{name}.npy"] = encode_npy(arr)
+    if "gr" in cfg.targets:
+        import torch
+
+        from sardata.features.gr import encode_gr, gr_maps
+
+        maps = gr_maps(torch.from_numpy(unit_range(img))[None, None], keys=[row.key])[0].numpy()
+        out["gr.npy"] = encode_npy(encode_gr(maps, cfg.gr_codec))
+    if not pd.isna(row.label):
+        out["cls"] = str(int(row.label)).encode()
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- shards
+_W: dict[str, Any] = {}
+
+
+def _init(rows: pd.DataFrame, cfg: BuildConfig, out: str, cfg_sha: str) -> None:
+    _W.update(rows={r.key: r for r in rows.itertuples(index=False)}, cfg=cfg, out=Path(out), cfg_sha=cfg_sha)
+    if "gr" in cfg.targets:
+        import torch
+
+        torch.set_num_threads(1)  # one shard per worker process; no oversubscription
+
+
+def _plan_hash(plan: ShardPlan, cfg_sha: str) -> str:
+    return hashlib.sha256(f"{cfg_sha}:{plan.name}:{','.join(plan.keys)}".encode()).hexdigest()
+
+
+def _build_one(plan: ShardPlan) -> dict[str, Any]:
+    out, cfg, cfg_sha = _W["out"], _W["cfg"], _W["cfg_sha"]
+    sidecar = out / WORK / f"{plan.name}.json"
+    shard = out / "shards" / plan.name
+    phash = _plan_hash(plan, cfg_sha)
+    if sidecar.exists() and shard.exists():
+        done = json.loads(sidecar.read_text())
+        if (
+            done["plan_hash"] == phash
+            and done["nbytes"] == shard.stat().st_size
+            and sha256_file(shard) == done["sha256"]
+        ):
+            return {**done, "reused": True}
+    rows = _W["rows"]
+    result = write_shard(shard, [(k, _sample_fields(rows[k], cfg)) for k in plan.keys])
+    if result.nbytes != plan.nbytes:
+        raise ShardIntegrityError(f"{shard}: wrote {result.nbytes} bytes, plan said {plan.nbytes} (bug: report it)")
+    done = {"plan_hash": phash, "name": plan.name, "sha256": result.sha256, "nbytes": result.nbytes,
+            "samples": [vars(s) for s in result.samples]}  # fmt: skip
+    with atomic_path(sidecar) as tmp:
+        tmp.write_text(json.dumps(done))
+    return {**done, "reused": False}
+
+
+def build_shards(
+    ingest_dirs: list[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    cfg: BuildConfig | None = None,
+    workers: int = 1,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> BuildResult:
+    """Build a dataset directory from ingest outputs (resumable; byte-identical for any ``workers``).
+
+    Raises:
+        ConfigError: bad configuration, empty or mixed selection, ``out`` built with another configuration.
+        ShardIntegrityError: a shard's bytes do not match the plan.
+    """
+    cfg = cfg or BuildConfig()
+    out = Path(out)
+    dirs = [Path(d) for d in ingest_dirs]
+    df, sources, identities, class_maps = _load_inputs(dirs)
+    config = {"build": dataclasses.asdict(cfg), "inputs": identities}
+    cfg_sha = config_sha256(config)
+    if (out / CARD_NAME).exists():
+        card = read_card(out)
+        if card.get("config_sha256") == cfg_sha:
+            return _result_from_card(out, card)
+        if not overwrite:
+            raise ConfigError(f"{out} holds a dataset built with another configuration; use a new --out or --overwrite")
+    if overwrite:
+        for sub in ("shards", WORK):
+            shutil.rmtree(out / sub, ignore_errors=True)
+        (out / CARD_NAME).unlink(missing_ok=True)
+    (out / "shards").mkdir(parents=True, exist_ok=True)
+    (out / WORK).mkdir(exist_ok=True)
+    remove_stale_temps(out)
+
+    df = _add_splits(_select(df, cfg), cfg)
+    sizes = {r.key: list(_field_sizes(r, cfg).values()) for r in df.itertuples()}
+    plans = plan_shards([(k, s, sizes[k]) for k, s in zip(df["key"], df["split"], strict=True)],
+                        cfg.max_shard_bytes, cfg.max_shard_samples, cfg.shuffle_seed)  # fmt: skip
+    stale = {p.name for p in (out / "shards").glob("*.tar")} - {p.name for p in plans}
+    for name in stale:
+        (out / "shards" / name).unlink()
+
+    results = list(_run(plans, df, cfg, out, cfg_sha, workers, progress))
+    return _merge(out, df, sources, plans, results, cfg, config, cfg_sha, identities, class_maps)
+
+
+def _run(plans, df, cfg, out, cfg_sha, workers, progress):
+    if workers <= 1 or len(plans) <= 1:
+        _init(df, cfg, str(out), cfg_sha)
+        it = map(_build_one, plans)
+        pool = None
+    else:
+        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        pool = ctx.Pool(min(workers, len(plans)), initializer=_init, initargs=(df, cfg, str(out), cfg_sha))
+        it = pool.imap_unordered(_build_one, plans)
+    try:
+        for i, r in enumerate(it, 1):
+            if progress:
+                progress(i, len(plans))
+            yield r
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+
+
+def _merge(out, df, sources, plans, results, cfg, config, cfg_sha, identities, class_maps) -> BuildResult:
+    from sardata.features.grcodec import GR_EPS, GR_RADII, GR_VERSION
+
+    by_name = {r["name"]: r for r in results}
+    loc: dict[str, dict] = {}
+    for plan in plans:
+        r = by_name[plan.name]
+        for pos, s in enumerate(r["samples"]):
+            loc[s["key"]] = {"shard": plan.name, "shard_pos": pos, "sample_offset": s["offset"],
+                             "sample_bytes": s["nbytes"], "members": s["members"], "sample_sha256": s["sha256"]}  # fmt: skip
+    df = df.copy()
+    for col in ("shard", "shard_pos", "sample_offset", "sample_bytes", "members", "sample_sha256"):
+        df[col] = df["key"].map(lambda k, c=col: loc[k][c])
+    df["fields"] = df["members"].map(lambda ms: sorted(m["field"].split(".")[0] for m in ms))
+    if cfg.size_policy != "keep":
+        df["height"] = df["width"] = int(cfg.size)
+    df["gr_version"] = GR_VERSION if "gr" in cfg.targets else None
+    df["store_path"] = None
+    df = df.drop(columns=["ingest_root"])
+    samples = pa.Table.from_pandas(df, preserve_index=False)
+    write_table(samples, out / "samples.parquet", "samples", cfg_sha)
+    shard_rows = [{"shard": p.name, "path": f"shards/{p.name}", "split": p.split, "shard_index": p.index,
+                   "n_samples": len(p.keys), "bytes": by_name[p.name]["nbytes"], "sha256": by_name[p.name]["sha256"],
+                   "first_key": p.keys[0], "last_key": p.keys[-1]} for p in plans]  # fmt: skip
+    write_table(pa.Table.from_pylist(shard_rows, schema=SHARDS), out / "shards.parquet", "shards", cfg_sha)
+    write_table(sources.cast(SOURCES), out / "sources.parquet", "sources", cfg_sha)
+    per_split = {
+        s: {"samples": int((df["split"] == s).sum()), "shards": sum(p.split == s for p in plans),
+            "bytes": sum(by_name[p.name]["nbytes"] for p in plans if p.split == s)}
+        for s in sorted(df["split"].unique())
+    }  # fmt: skip
+    card = {
+        "kind": "dataset",
+        "schema_version": SCHEMA_VERSION,
+        "sardata_version": sardata.__version__,
+        "git_sha": _git_sha(),
+        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "config": config,
+        "config_sha256": cfg_sha,
+        "sources": identities,
+        "splits": per_split,
+        "fields": {
+            name: {"encoding": FIELDS[name.split(".")[0]].encoding, "meaning": FIELDS[name.split(".")[0]].meaning}
+            for name in sorted({m["field"] for ms in df["members"] for m in ms})
+        },  # fmt: skip
+        "features": {
+            "gr": {
+                "version": GR_VERSION,
+                "radii": list(GR_RADII),
+                "eps": GR_EPS,
+                "padding": "reflect",
+                "dtype": cfg.gr_codec,
+                "mode": "precomputed",
+                "normalisation": "uint8/255; radiometric/max",
+            }
+        }
+        if "gr" in cfg.targets
+        else {},  # fmt: skip
+        "class_maps": class_maps,
+        "views": sorted(c for c in df.columns if c.startswith("split_")),
+        "view_warnings": _short_views(df),
+        "counts": {
+            "per_split_class": {
+                f"{s}/{c}": int(n)
+                for (s, c), n in df.groupby(["split", df["label_name"].fillna("(none)")]).size().items()
+            }
+        },  # fmt: skip
+        "tables": {
+            name: {"rows": rows, "sha256": sha256_file(out / f"{name}.parquet")}
+            for name, rows in (("samples", len(df)), ("shards", len(plans)), ("sources", sources.num_rows))
+        },  # fmt: skip
+    }
+    write_card(out, card)
+    shutil.rmtree(out / WORK, ignore_errors=True)
+    return BuildResult(out, len(df), len(plans), sum(r["nbytes"] for r in results),
+                       sum(bool(r["reused"]) for r in results), {s: v["samples"] for s, v in per_split.items()})  # fmt: skip
+
+
+def _short_views(df: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """Few-shot views where a class has fewer than K training shots (the protocol then takes all it has)."""
+    out = {}
+    for col in (c for c in df.columns if c.startswith("split_fewshot_k")):
+        k = int(col.split("_k")[1].split("_")[0])
+        counts = df.loc[df[col] == "train"].groupby("label_name").size()
+        short = {str(c): int(n) for c, n in counts.items() if n < k}
+        if short:
+            out[col] = short
+    return out
+
+
+def _result_from_card(out: Path, card: dict) -> BuildResult:
+    splits = card.get("splits", {})
+    return BuildResult(out, sum(v["samples"] for v in splits.values()), sum(v["shards"] for v in splits.values()),
+                       sum(v["bytes"] for v in splits.values()), 0, {s: v["samples"] for s, v in splits.items()})  # fmt: skip
+
+
+def _git_sha() -> str | None:
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(sardata.__file__).parent, capture_output=True,
+                             text=True, timeout=5)  # fmt: skip
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+__all__ = ["BuildConfig", "BuildResult", "build_shards", "SardataError"]
