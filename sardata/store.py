@@ -78,3 +78,11 @@ def load_arrays(root: str | os.PathLike[str], store_path: str) -> dict[str, np.n
             }
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise ShardIntegrityError(f"{path}: cannot read sample store ({exc}); rerun `sardata ingest`") from exc
+
+
+def stored_sizes(root: str | os.PathLike[str], store_path: str) -> dict[str, int]:
+    """Encoded ``.npy`` size of each field of one sample, from the zip directory (no data read)."""
+    rel, _, idx = store_path.partition("#")
+    prefix = f"{idx}."
+    with zipfile.ZipFile(Path(root) / rel) as zf:
+        return {i.filename[len(prefix) : -4]: i.file_size for i in zf.infolist() if i.filename.startswith(prefix)}

@@ -228,3 +228,40 @@ def test_real_kill_9_during_build_then_rerun(real_acd: Path, tmp_path: Path) -> 
     )
     assert result.reused_shards >= 20
     same_build(tmp_path / "clean", out)
+
+
+def test_long_tail_and_holdout_views(acd_ingest: Path, tmp_path: Path) -> None:
+    cfg = BuildConfig(long_tail=(2, 1, 0, 2, 1, 5), holdout="label_name=A330")
+    build_shards([acd_ingest], tmp_path, cfg)
+    df = read_table(tmp_path / "samples.parquet", "samples").to_pandas()
+    counts = df[df["split_longtail"] == "train"].groupby("label").size().to_dict()
+    assert counts == {0: 2, 1: 1, 3: 2, 4: 1, 5: 2}  # label 5 has only 2 train samples: all of them
+    assert set(df.loc[df["label_name"] == "A330", "split_holdout_label_name_a330"]) == {"test"}
+    assert set(df.loc[df["label_name"] != "A330", "split_holdout_label_name_a330"]) == {"train"}
+    with pytest.raises(ConfigError, match="COLUMN=VALUE"):
+        build_shards([acd_ingest], tmp_path / "bad", BuildConfig(holdout="nosuchcolumn=1"))
+
+
+def test_diff_reports_added_removed_changed_and_config(acd_ingest: Path, tmp_path: Path, sardata_cmd) -> None:
+    from sardata.manifest.verify import diff
+
+    build_shards([acd_ingest], tmp_path / "a", BuildConfig(where="label_name != 'A220'"))
+    build_shards([acd_ingest], tmp_path / "b", BuildConfig(where="label_name != 'A330'", test_ratio=0.5))
+    d = diff(tmp_path / "a", tmp_path / "b")
+    assert d["added"] == ["sar-acd_images-a220-001-jpg", "sar-acd_images-a220-002-jpg"]
+    assert d["removed"] == ["sar-acd_images-a330-001-jpg", "sar-acd_images-a330-002-jpg"]
+    assert len(d["changed"]) + d["unchanged"] == 8 and d["changed"]  # test_ratio moved some samples to test
+    assert any(line.startswith("build.test_ratio: 0.0 -> 0.5") for line in d["config"])
+    out = subprocess.run(
+        [*sardata_cmd, "manifest", "diff", str(tmp_path / "a"), str(tmp_path / "b")], capture_output=True, text=True
+    )
+    assert out.returncode == 0 and "added: 2" in out.stdout and "build.where" in out.stdout
+
+
+def test_rebuilding_same_config_is_a_no_op_and_other_config_needs_overwrite(acd_ingest: Path, tmp_path: Path) -> None:
+    build_shards([acd_ingest], tmp_path, BuildConfig())
+    before = shard_hashes(tmp_path)
+    assert build_shards([acd_ingest], tmp_path, BuildConfig()).samples == 12 and shard_hashes(tmp_path) == before
+    with pytest.raises(ConfigError, match="--overwrite"):
+        build_shards([acd_ingest], tmp_path, BuildConfig(max_shard_samples=2))
+    assert build_shards([acd_ingest], tmp_path, BuildConfig(max_shard_samples=2), overwrite=True).shards == 6

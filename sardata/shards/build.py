@@ -43,7 +43,7 @@ from sardata.manifest.schema import SAMPLES, SCHEMA_VERSION, SHARDS, SOURCES
 from sardata.shards.codecs import FIELDS, encode_json, encode_npy, npy_nbytes
 from sardata.shards.plan import ShardPlan, plan_shards
 from sardata.shards.writer import write_shard
-from sardata.store import load_arrays
+from sardata.store import load_arrays, stored_sizes
 
 SIZE_POLICIES = ("keep", "resize", "center-crop", "resize-crop")
 WORK = "_work"
@@ -153,14 +153,13 @@ def _out_shape(row: Any, cfg: BuildConfig) -> tuple[int, int]:
 
 
 def _field_sizes(row: Any, cfg: BuildConfig) -> dict[str, int]:
-    """Exact data size of every member of a sample, from the manifest alone."""
-    h, w = _out_shape(row, cfg)
-    c = int(row.channels)
-    sizes = {"img.npy": npy_nbytes((c, h, w), row.dtype)}
-    fields = list(row.fields)
-    if "cplx" in fields and cfg.size_policy == "keep":
-        sizes["cplx.npy"] = npy_nbytes((c, h, w), "complex64")
+    """Exact data size of every member of a sample: stored arrays from the unit file's member sizes (the encoded
+    ``.npy`` bytes themselves), a resized ``img`` and ``gr`` from their shapes, ``meta.json``/``cls`` by encoding."""
+    sizes = {f"{name}.npy": n for name, n in stored_sizes(row.ingest_root, row.store_path).items()}
+    if cfg.size_policy != "keep":
+        sizes = {"img.npy": npy_nbytes((int(row.channels), int(cfg.size), int(cfg.size)), row.dtype)}
     if "gr" in cfg.targets:
+        h, w = _out_shape(row, cfg)
         sizes["gr.npy"] = npy_nbytes((4, h, w), cfg.gr_codec)
     sizes["meta.json"] = len(_meta_bytes(row))
     if not pd.isna(row.label):
