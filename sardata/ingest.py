@@ -35,7 +35,7 @@ from sardata.manifest.io import read_table, write_card, write_table
 from sardata.manifest.keys import hashed_key, make_key
 from sardata.manifest.schema import SAMPLES, SCHEMA_VERSION, SOURCES
 from sardata.shards.codecs import check_array, encode_npy
-from sardata.sources._base import FileUnit, Sample, Source
+from sardata.sources._base import FileUnit, MemberStatus, Sample, Source
 from sardata.sources._registry import get_source
 from sardata.store import read_part, unit_file, unit_id, write_unit
 
@@ -56,7 +56,8 @@ class InputFile:
 @dataclass
 class IngestResult:
     out: Path
-    files: Counter = field(default_factory=Counter)  # status -> count
+    files: Counter = field(default_factory=Counter)  # status -> count, one per input file
+    members: Counter = field(default_factory=Counter)  # status -> count, members of container files
     samples: int = 0
     rejected: list[tuple[str, str, str]] = field(default_factory=list)  # (src_path, reason, detail)
     resumed_units: int = 0
@@ -146,13 +147,14 @@ def process_unit(source: Source, out: Path, fingerprint: str, task: _Task) -> di
     data, sha = _read_and_hash(task) if task.problem is None else (None, None)
     done = read_part(out, uid)
     if done is not None and done["fingerprint"] == fingerprint and done["source_row"]["sha256"] == sha:
-        return {**done["source_row"], "resumed": True}
+        return {**done["source_row"], "member_rows": done.get("member_rows", []), "resumed": True}
     row: dict[str, Any] = {
         "source": source.id, "src_path": task.rel, "src_member": None, "bytes": task.size, "sha256": sha,
         "adapter": source.id, "adapter_version": source.version, "status": "ok", "reason": None,
         "detail": None, "error_type": None, "n_samples": 0,
     }  # fmt: skip
     rows: list[dict[str, Any]] = []
+    member_rows: list[dict[str, Any]] = []
     members: dict[str, bytes] = {}
     if task.problem is not None:
         row.update(status="rejected", reason=task.problem[0], detail=task.problem[1], error_type="InputError")
@@ -163,9 +165,11 @@ def process_unit(source: Source, out: Path, fingerprint: str, task: _Task) -> di
         row.update(status="rejected", reason="empty_file", detail="zero-byte file", error_type="RejectFile")
     else:
         try:
-            samples = source.read(FileUnit(task.rel, task.path, task.size, data))
+            results = source.read(FileUnit(task.rel, task.path, task.size, data))
+            samples = [r for r in results if isinstance(r, Sample)]
             for i, s in enumerate(samples):
                 rows.append(_sample_row(source, task, sha or "", s, members, i, uid))
+            member_rows = _member_rows(row, samples, [r for r in results if isinstance(r, MemberStatus)])
         except SkipFile as exc:
             row.update(status="skipped", reason=exc.reason, detail=exc.detail or None)
         except RejectFile as exc:
@@ -173,10 +177,24 @@ def process_unit(source: Source, out: Path, fingerprint: str, task: _Task) -> di
         except Exception as exc:  # noqa: BLE001 - any adapter failure becomes a rejected row, never a crash
             row.update(status="rejected", reason="error", detail=f"{exc}"[:500], error_type=type(exc).__name__)
         if row["status"] != "ok":
-            rows, members = [], {}
+            rows, members, member_rows = [], {}, []
     row["n_samples"] = len(rows)
-    write_unit(out, uid, members, {"fingerprint": fingerprint, "source_row": row, "samples": rows})
-    return {**row, "resumed": False}
+    part = {"fingerprint": fingerprint, "source_row": row, "member_rows": member_rows, "samples": rows}
+    write_unit(out, uid, members, part)
+    return {**row, "member_rows": member_rows, "resumed": False}
+
+
+def _member_rows(file_row: dict[str, Any], samples: list[Sample], others: list[MemberStatus]) -> list[dict[str, Any]]:
+    """``sources`` rows for the members of a container: ok per member that gave samples, plus the adapter's
+    rejected/skipped members. Plain files (no ``src_member``) get none."""
+    ok = Counter(s.src_member for s in samples if s.src_member is not None)
+    base = {**file_row, "bytes": None, "sha256": None, "error_type": None, "detail": None, "reason": None}
+    out = [{**base, "src_member": m, "status": "ok", "n_samples": n} for m, n in sorted(ok.items())]
+    for o in others:
+        out.append({**base, "src_member": o.src_member, "status": o.status, "reason": o.reason,
+                    "detail": o.detail or None, "error_type": "RejectFile" if o.status == "rejected" else None,
+                    "n_samples": 0})  # fmt: skip
+    return out
 
 
 #: files up to this size are read once into memory and hashed from there; larger ones are hashed by streaming
@@ -291,6 +309,7 @@ def ingest(
         rows.append(row)
         result.files[row["status"]] += 1
         result.resumed_units += bool(row.pop("resumed"))
+        result.members.update(m["status"] for m in row.pop("member_rows"))
         if row["status"] == "rejected" and max_errors is not None and result.n_rejected >= max_errors:
             raise TooManyErrorsError(
                 f"{out}: stopped after {result.n_rejected} rejected files (--max-errors {max_errors}); first: "
@@ -362,6 +381,7 @@ def merge(
         if part is None:
             raise ConfigError(f"{out / unit_file(uid)}: unit missing or damaged; rerun the same ingest command")
         source_rows.append(part["source_row"])
+        source_rows.extend(part.get("member_rows", []))
         sample_rows.extend(part["samples"])
     samples = pa.Table.from_pylist(sample_rows, schema=SAMPLES)
     samples = _resolve_key_collisions(samples, source.id).sort_by("key")

@@ -55,7 +55,7 @@ def test_domain_error_is_one_line_exit_1(sardata_cmd, tmp_path: Path) -> None:
 def test_partial_ingest_exits_3_and_prints_reasons(sardata_cmd, tmp_path: Path) -> None:
     out = run(sardata_cmd, "ingest", "mstar", str(FIXTURES / "mstar" / "raw"), "--out", str(tmp_path / "o"))
     assert out.returncode == 3
-    assert "checksum_mismatch" in out.stderr and "truncated" in out.stderr and "3 files rejected" in out.stderr
+    assert "checksum_mismatch" in out.stderr and "truncated" in out.stderr and "3 inputs rejected" in out.stderr
     ok = run(sardata_cmd, "ingest", "mstar", str(FIXTURES / "mstar" / "jpeg"), "--out", str(tmp_path / "j"))
     assert ok.returncode == 0 and "8 samples" in ok.stdout
 

@@ -50,7 +50,7 @@ def ingest_cmd(
     if result.rejected:
         for path, reason, detail in result.rejected[:5]:
             typer.secho(f"  rejected {path}: {reason} {detail}", err=True, fg="yellow")
-        typer.secho(f"{len(result.rejected)} files rejected; see {out / 'sources.parquet'}", err=True, fg="yellow")
+        typer.secho(f"{len(result.rejected)} inputs rejected; see {out / 'sources.parquet'}", err=True, fg="yellow")
         raise typer.Exit(3)
 
 

@@ -50,6 +50,21 @@ class Sample:
 
 
 @dataclass
+class MemberStatus:
+    """A member of a container file (archive entry, HDF5 row block, CSV row) that yielded no sample.
+
+    Adapters return these next to :class:`Sample` objects so that every member they visit is accounted for in
+    ``sources.parquet`` (``status`` ``rejected`` or ``skipped``, with a reason), e.g. a corrupt patch inside a
+    zip or a metadata row without an image.
+    """
+
+    src_member: str
+    status: str  # "rejected" | "skipped"
+    reason: str
+    detail: str = ""
+
+
+@dataclass
 class FileUnit:
     """One input file handed to an adapter. ``data()`` returns its bytes (already read by the engine for files up
     to :data:`sardata.ingest.READ_ONCE_BYTES`; adapters of large formats open ``path`` themselves)."""
@@ -135,8 +150,10 @@ class Source(ABC):
         return out
 
     @abstractmethod
-    def read(self, unit: FileUnit) -> list[Sample]:
-        """Decode one file. Raise ``RejectFile`` for bad input and ``SkipFile`` for non-samples."""
+    def read(self, unit: FileUnit) -> list[Sample | MemberStatus]:
+        """Decode one file. Raise ``RejectFile`` for bad input and ``SkipFile`` for non-samples; a container
+        returns one :class:`Sample` per good member (with ``src_member`` set) and a :class:`MemberStatus` for
+        each member it rejects or skips."""
 
 
 def _convert(value: str, hint: Any, what: str) -> Any:

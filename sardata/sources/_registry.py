@@ -13,8 +13,15 @@ from sardata.sources._base import Source
 
 #: CLI id → "module:Class"
 _SOURCES: dict[str, str] = {
+    "fusar-ship": "sardata.sources.fusarship:FUSARShip",
+    "geotiff": "sardata.sources.geotiff:GeoTIFF",
+    "msar": "sardata.sources.msar:MSAR",
     "mstar": "sardata.sources.mstar:MSTAR",
+    "opensarship": "sardata.sources.opensarship:OpenSARShip",
+    "sample": "sardata.sources.sample:SAMPLE",
     "sar-acd": "sardata.sources.saracd:SARACD",
+    "sar-ship": "sardata.sources.sarship:SARShip",
+    "sarsim": "sardata.sources.sarsim:SARSim",
 }
 
 
