@@ -51,15 +51,17 @@ class Sample:
 
 @dataclass
 class MemberStatus:
-    """A member of a container file (archive entry, HDF5 row block, CSV row) that yielded no sample.
+    """A member of a container file (archive entry, HDF5 row block, CSV row) that is not itself a sample's
+    ``src_member``.
 
     Adapters return these next to :class:`Sample` objects so that every member they visit is accounted for in
-    ``sources.parquet`` (``status`` ``rejected`` or ``skipped``, with a reason), e.g. a corrupt patch inside a
-    zip or a metadata row without an image.
+    ``sources.parquet``: ``rejected`` or ``skipped`` with a reason (a corrupt patch inside a zip, a metadata row
+    without an image), or ``ok`` with reason ``companion`` for a member whose content went into another
+    member's sample (SLC I/Q stored as that sample's ``cplx``).
     """
 
     src_member: str
-    status: str  # "rejected" | "skipped"
+    status: str  # "rejected" | "skipped" | "ok"
     reason: str
     detail: str = ""
 
