@@ -37,7 +37,7 @@ from sardata.manifest.schema import SAMPLES, SCHEMA_VERSION, SOURCES
 from sardata.shards.codecs import check_array, encode_npy
 from sardata.sources._base import FileUnit, MemberStatus, Sample, Source
 from sardata.sources._registry import get_source
-from sardata.store import read_part, unit_file, unit_id, write_unit
+from sardata.store import UnitWriter, read_part, unit_file, unit_id
 
 LOCK_NAME = "ingest-config.json"
 _COLUMNS = set(SAMPLES.names)
@@ -144,7 +144,7 @@ def _run_task(task: _Task) -> dict[str, Any]:
 def process_unit(source: Source, out: Path, fingerprint: str, task: _Task) -> dict[str, Any]:
     """Process one file (or recognise it as done) and return its ``sources`` row plus ``resumed``."""
     uid = unit_id(task.rel)
-    data, sha = _read_and_hash(task) if task.problem is None else (None, None)
+    data, sha = _read_and_hash(task, source.reads_whole_file) if task.problem is None else (None, None)
     done = read_part(out, uid)
     if done is not None and done["fingerprint"] == fingerprint and done["source_row"]["sha256"] == sha:
         return {**done["source_row"], "member_rows": done.get("member_rows", []), "resumed": True}
@@ -153,9 +153,6 @@ def process_unit(source: Source, out: Path, fingerprint: str, task: _Task) -> di
         "adapter": source.id, "adapter_version": source.version, "status": "ok", "reason": None,
         "detail": None, "error_type": None, "n_samples": 0,
     }  # fmt: skip
-    rows: list[dict[str, Any]] = []
-    member_rows: list[dict[str, Any]] = []
-    members: dict[str, bytes] = {}
     if task.problem is not None:
         row.update(status="rejected", reason=task.problem[0], detail=task.problem[1], error_type="InputError")
     elif task.skip is not None:
@@ -165,28 +162,46 @@ def process_unit(source: Source, out: Path, fingerprint: str, task: _Task) -> di
         row.update(status="rejected", reason="empty_file", detail="zero-byte file", error_type="RejectFile")
     else:
         try:
-            results = source.read(FileUnit(task.rel, task.path, task.size, data))
-            samples = [r for r in results if isinstance(r, Sample)]
-            for i, s in enumerate(samples):
-                rows.append(_sample_row(source, task, sha or "", s, members, i, uid))
-            member_rows = _member_rows(row, samples, [r for r in results if isinstance(r, MemberStatus)])
+            with UnitWriter(out, uid) as writer:
+                rows, member_rows = _decode_into(source, task, sha or "", data, writer, uid, row)
+                row["n_samples"] = len(rows)
+                writer.commit(
+                    {"fingerprint": fingerprint, "source_row": row, "member_rows": member_rows, "samples": rows}
+                )
+            return {**row, "member_rows": member_rows, "resumed": False}
         except SkipFile as exc:
             row.update(status="skipped", reason=exc.reason, detail=exc.detail or None)
         except RejectFile as exc:
             row.update(status="rejected", reason=exc.reason, detail=exc.detail or None, error_type="RejectFile")
         except Exception as exc:  # noqa: BLE001 - any adapter failure becomes a rejected row, never a crash
             row.update(status="rejected", reason="error", detail=f"{exc}"[:500], error_type=type(exc).__name__)
-        if row["status"] != "ok":
-            rows, members, member_rows = [], {}, []
-    row["n_samples"] = len(rows)
-    part = {"fingerprint": fingerprint, "source_row": row, "member_rows": member_rows, "samples": rows}
-    write_unit(out, uid, members, part)
-    return {**row, "member_rows": member_rows, "resumed": False}
+    with UnitWriter(out, uid) as writer:  # a unit without samples still commits its row
+        writer.commit({"fingerprint": fingerprint, "source_row": row, "member_rows": [], "samples": []})
+    return {**row, "member_rows": [], "resumed": False}
+
+
+def _decode_into(
+    source: Source, task: _Task, sha: str, data: bytes | None, writer: Any, uid: str, file_row: dict[str, Any]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Run the adapter, streaming each sample's arrays into ``writer``; return sample rows and member rows."""
+    rows: list[dict[str, Any]] = []
+    samples: list[Sample] = []
+    others: list[MemberStatus] = []
+    for item in source.read(FileUnit(task.rel, task.path, task.size, data)):
+        if isinstance(item, MemberStatus):
+            others.append(item)
+            continue
+        members: dict[str, bytes] = {}
+        rows.append(_sample_row(source, task, sha, item, members, len(rows), uid))
+        for name, blob in members.items():
+            writer.add(name, blob)
+        samples.append(Sample({}, item.split, item.label_name, item.key_token, item.sub_index, item.src_member))
+    return rows, _member_rows(file_row, samples, others)
 
 
 def _member_rows(file_row: dict[str, Any], samples: list[Sample], others: list[MemberStatus]) -> list[dict[str, Any]]:
     """``sources`` rows for the members of a container: ok per member that gave samples, plus the adapter's
-    rejected/skipped members. Plain files (no ``src_member``) get none."""
+    other members (companions, rejected, skipped). Plain files (no ``src_member``) get none."""
     ok = Counter(s.src_member for s in samples if s.src_member is not None)
     base = {**file_row, "bytes": None, "sha256": None, "error_type": None, "detail": None, "reason": None}
     out = [{**base, "src_member": m, "status": "ok", "n_samples": n} for m, n in sorted(ok.items())]
@@ -202,9 +217,9 @@ def _member_rows(file_row: dict[str, Any], samples: list[Sample], others: list[M
 READ_ONCE_BYTES = 256 << 20
 
 
-def _read_and_hash(task: _Task) -> tuple[bytes | None, str | None]:
+def _read_and_hash(task: _Task, whole: bool = True) -> tuple[bytes | None, str | None]:
     try:
-        if task.size <= READ_ONCE_BYTES:
+        if whole and task.size <= READ_ONCE_BYTES:
             with open(task.path, "rb") as fh:
                 data = fh.read()
             return data, hashlib.sha256(data).hexdigest()

@@ -39,14 +39,31 @@ def unit_file(uid: str) -> str:
     return f"units/{uid[:2]}/{uid}.npz"
 
 
-def write_unit(out: Path, uid: str, members: dict[str, bytes], part: dict[str, Any]) -> str:
-    """Write a unit's ``.npy`` members and its part document in one atomic step; return the relative path."""
-    rel = unit_file(uid)
-    with atomic_path(out / rel) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
-        for name, data in members.items():
-            zf.writestr(_info(f"{name}.npy"), data)
-        zf.writestr(_info(PART_MEMBER), json.dumps(part, allow_nan=False, ensure_ascii=False).encode("utf-8"))
-    return rel
+class UnitWriter:
+    """Streams one unit's ``.npy`` members into its zip as samples arrive; :meth:`commit` adds the part document
+    and renames the file into place. Leaving the ``with`` block without committing deletes the temp file."""
+
+    def __init__(self, out: Path, uid: str) -> None:
+        self.rel = unit_file(uid)
+        self._ctx = atomic_path(out / self.rel)
+        self._tmp = self._ctx.__enter__()
+        self._zf = zipfile.ZipFile(self._tmp, "w", zipfile.ZIP_STORED)
+
+    def add(self, name: str, data: bytes) -> None:
+        self._zf.writestr(_info(f"{name}.npy"), data)
+
+    def commit(self, part: dict[str, Any]) -> None:
+        self._zf.writestr(_info(PART_MEMBER), json.dumps(part, allow_nan=False, ensure_ascii=False).encode("utf-8"))
+        self._zf.close()
+        self._ctx.__exit__(None, None, None)
+
+    def __enter__(self) -> UnitWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None:
+            self._zf.close()
+            self._ctx.__exit__(exc_type, exc, tb)
 
 
 def _info(name: str) -> zipfile.ZipInfo:

@@ -22,10 +22,13 @@ def ingest_cmd(
     overwrite: Annotated[
         bool, typer.Option(help="Discard an earlier ingest with another configuration in --out.")
     ] = False,
+    tile: Annotated[int | None, typer.Option(help="Chip size for scene sources (same as -o tile=N).")] = None,
+    stride: Annotated[int | None, typer.Option(help="Chip stride for scene sources (same as -o stride=N).")] = None,
 ) -> None:
     """Read a source in its original on-disk layout into a sample store + Parquet manifest (resumable)."""
     from sardata.ingest import ingest
 
+    option = [*(option or []), *([f"tile={tile}"] if tile else []), *([f"stride={stride}"] if stride else [])]
     progress, bar = progress_bar(f"ingest {source}")
     try:
         result = ingest(

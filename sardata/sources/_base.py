@@ -12,7 +12,7 @@ import dataclasses
 import os
 import typing
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -105,6 +105,9 @@ class Source(ABC):
     modality: ClassVar[str] = "sar_image"
     classes: ClassVar[tuple[str, ...]] = ()
     Options: ClassVar[type] = NoOptions
+    #: False for large-file formats (scenes, HDF5): the engine then hashes by streaming and leaves reading to
+    #: :meth:`read` (windowed / chunked), so no input is ever held in memory whole.
+    reads_whole_file: ClassVar[bool] = True
     #: file names (lower-case) that are never data: recorded as skipped.
     junk_names: ClassVar[frozenset[str]] = frozenset({"thumbs.db", ".ds_store", "desktop.ini"})
     #: extensions (lower-case, with dot) of documentation and scripts: recorded as skipped.
@@ -152,10 +155,11 @@ class Source(ABC):
         return out
 
     @abstractmethod
-    def read(self, unit: FileUnit) -> list[Sample | MemberStatus]:
+    def read(self, unit: FileUnit) -> Iterable[Sample | MemberStatus]:
         """Decode one file. Raise ``RejectFile`` for bad input and ``SkipFile`` for non-samples; a container
         returns one :class:`Sample` per good member (with ``src_member`` set) and a :class:`MemberStatus` for
-        each member it rejects or skips."""
+        each member it rejects or skips. A generator is consumed sample by sample and each sample is written
+        before the next is read, so memory stays bounded for large scenes."""
 
 
 def _convert(value: str, hint: Any, what: str) -> Any:
