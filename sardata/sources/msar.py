@@ -53,7 +53,7 @@ NAMES = {
     **{c: c for c in CLASSES[:-1]},
     "oil tank": "oil_tank",
 }
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff"})
 DATA_FOLDERS = ("jpegimages", "annotations")
 SPLIT_FILES = ("train", "val", "test")
 _DECLARED = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
@@ -231,8 +231,14 @@ def build_layout(base: Path, rels: Iterable[str]) -> Layout:
 
 def _walk(base: Path) -> list[str]:
     """Relative paths of every file under ``base`` (same traversal as :func:`sardata.ingest.discover`)."""
-    rels = []
-    for dirpath, _, filenames in os.walk(base, followlinks=True):
+    rels: list[str] = []
+    seen: set[tuple[int, int]] = set()
+    for dirpath, dirnames, filenames in os.walk(base, followlinks=True):
+        st = os.stat(dirpath)
+        if (st.st_dev, st.st_ino) in seen:  # a directory symlink loop
+            dirnames[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
         rels += [os.path.relpath(os.path.join(dirpath, n), base) for n in filenames]
     return rels
 

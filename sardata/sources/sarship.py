@@ -12,7 +12,7 @@ Decisions where the spec is silent:
   date. Band is ``C`` for every chip (both satellites are C-band).
 * **Image label**: ``ship`` when the chip has at least one box, else ``None`` (same rule as MSAR's largest box).
 * **Labels**: blank lines are ignored; a line that is not exactly five numbers rejects the image
-  (``bad_annotation``), a class other than 0 too (``unknown_class``), so do non-positive widths or heights.
+  (``bad_annotation``), as does a non-positive width or height; a class other than 0 gives ``unknown_class``.
   A box reaching beyond the chip is clipped and counted in ``meta.boxes_clipped`` (``-o clip_boxes=false``
   rejects it instead). An empty or missing ``.txt`` gives zero boxes (``meta.label_file`` null when missing).
 * **Companions**: a ``.txt`` beside its image is a ``skipped`` row with reason ``companion`` (inside the zip an
@@ -20,10 +20,10 @@ Decisions where the spec is silent:
   (``annotation_without_image``); other ``.txt`` files are skipped as ``not_data``.
 * **Duplicates**: ``meta.payload_sha256`` is the sha256 of the JPEG bytes (equal to ``src_sha256`` for loose files,
   the member's own hash inside the zip), so split builders can group byte-identical chips.
-* **Zip**: read in place with the limits of :mod:`sardata.sources._archive`. Caveat: the engine keeps one unit's
-  samples in memory, so the real 427 MB zip (39,729 chips) needs ≈5 GB RAM and runs on one worker; extracting it
-  and ingesting the folder is faster. A zip beside a folder of the same name (an extracted copy) is skipped as
-  ``duplicate_archive`` so chips are not ingested twice.
+* **Zip**: read in place with the limits of :mod:`sardata.sources._archive`, members yielded one by one so memory
+  stays bounded; the zip is one work unit (one worker), so ingesting the extracted folder is faster. A root-level
+  zip beside a folder of the same name (its extracted copy) is skipped as ``duplicate_archive``, so chips are not
+  ingested twice.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -154,7 +155,7 @@ class SARShip(Source):
                 out[rel] = f"not_data: {suffix or 'extension-less'} files are not SAR-Ship chips or labels"
         return out
 
-    def read(self, unit: FileUnit) -> list[Sample | MemberStatus]:
+    def read(self, unit: FileUnit) -> Iterable[Sample | MemberStatus]:
         suffix = PurePosixPath(unit.rel).suffix.lower()
         if suffix == ".zip":
             return self._read_zip(unit)
@@ -223,13 +224,13 @@ class SARShip(Source):
             **extra,
         )
 
-    def _read_zip(self, unit: FileUnit) -> list[Sample | MemberStatus]:
-        """One sample per image member; labels paired by folder and stem inside the archive."""
+    def _read_zip(self, unit: FileUnit) -> Iterator[Sample | MemberStatus]:
+        """One sample per image member, yielded one at a time (the engine writes each before the next is decoded,
+        so memory stays bounded for the 427 MB release); labels paired by folder and stem inside the archive."""
         try:
             zf = open_zip(unit.data() if unit.size <= READ_ONCE_BYTES else None, unit.path)
         except Exception as exc:  # zipfile raises BadZipFile, OSError, ValueError...
             raise RejectFile("undecodable", f"zip cannot be opened: {exc}") from exc
-        results: list[Sample | MemberStatus] = []
         with zf:
             infos = {}
             for info in sorted(zf.infolist(), key=lambda i: i.filename):
@@ -237,7 +238,7 @@ class SARShip(Source):
                     continue
                 problem = member_problem(info) or ("encrypted member" if info.flag_bits & 0x1 else None)
                 if problem:
-                    results.append(MemberStatus(info.filename, "rejected", "unsafe_member", problem))
+                    yield MemberStatus(info.filename, "rejected", "unsafe_member", problem)
                 else:
                     infos[info.filename] = info
             images = {_stem_key(n): n for n in infos if PurePosixPath(n).suffix.lower() in IMAGE_SUFFIXES}
@@ -245,25 +246,26 @@ class SARShip(Source):
             for index, (key, name) in enumerate(sorted(images.items(), key=lambda kv: kv[1])):
                 txt = labels.get(key)
                 try:
-                    results.append(self._sample(
+                    sample = self._sample(
                         name, _member(zf, name), _member(zf, txt) if txt else None, txt,
                         src_member=name, sub_index=index, key_token=PurePosixPath(name).stem,
-                    ))  # fmt: skip
-                    if txt:
-                        results.append(MemberStatus(txt, "ok", "companion", f"labels of {name}"))
+                    )  # fmt: skip
                 except RejectFile as exc:
-                    results.append(MemberStatus(name, "rejected", exc.reason, exc.detail))
+                    yield MemberStatus(name, "rejected", exc.reason, exc.detail)
                     if txt:
-                        results.append(MemberStatus(txt, "skipped", "companion", f"labels of rejected {name}"))
+                        yield MemberStatus(txt, "skipped", "companion", f"labels of rejected {name}")
+                    continue
+                yield sample
+                if txt:
+                    yield MemberStatus(txt, "ok", "companion", f"labels of {name}")
             for key, txt in sorted(labels.items(), key=lambda kv: kv[1]):
                 if key not in images:
                     if PurePosixPath(txt).name.lower().startswith("readme") or not _is_yolo(_member(zf, txt, b"")):
-                        results.append(MemberStatus(txt, "skipped", "not_data", "text that is not YOLO labels"))
+                        yield MemberStatus(txt, "skipped", "not_data", "text that is not YOLO labels")
                     else:
-                        results.append(MemberStatus(txt, "rejected", "annotation_without_image", "no image member"))
+                        yield MemberStatus(txt, "rejected", "annotation_without_image", "no image member")
             for name in sorted(set(infos) - set(images.values()) - set(labels.values())):
-                results.append(MemberStatus(name, "skipped", "not_data", "not a SAR-Ship chip or label file"))
-        return results
+                yield MemberStatus(name, "skipped", "not_data", "not a SAR-Ship chip or label file")
 
 
 def _stem_key(rel: str) -> tuple[str, str]:
