@@ -1,4 +1,4 @@
-"""FUSAR-Ship: Gaofen-3 ship chips with AIS-matched ``meta.csv``, and the 10-class SAR-JEPA repackage (``sources.md`` §6).
+"""FUSAR-Ship: Gaofen-3 ship chips with AIS-matched ``meta.csv`` and the 10-class repackage (``sources.md`` §6).
 
 Two layouts, detected per file from its folders; which files become samples is chosen by ``-o setting=``:
 
@@ -264,15 +264,9 @@ class FUSARShip(Source):
         out = list(table.problems)
         for key, (line, row) in sorted(table.rows.items(), key=lambda kv: kv[1][0]):
             if key not in stems:
-                ident = row["id"].strip()
-                out.append(
-                    MemberStatus(
-                        f"line:{line:06d}:{ident}",
-                        "rejected",
-                        "orphan_metadata",
-                        f"no image {ident}.tif(f) under the folder of {CSV_NAME} (CSV path {row.get('path', '')!r})",
-                    )
-                )
+                ident, where = row["id"].strip(), row.get("path", "").strip()
+                detail = f"no image named {ident} under the folder of {CSV_NAME} (CSV path: {where})"
+                out.append(MemberStatus(f"line:{line:06d}:{ident}", "rejected", "orphan_metadata", detail))
         return out
 
 
