@@ -315,12 +315,13 @@ def ingest(
     cfg_sha = config_sha256(config)
     out = Path(out)
     _prepare_out(out, config, cfg_sha, overwrite)
+    unit_fp = f"{cfg_sha}:{_listing_digest(files)}" if cls.companion_files else cfg_sha
     skips = source.skip_reasons([f.rel for f in files if f.problem is None])
     tasks = [_Task(f.rel, f.path, f.size, f.problem, skips.get(f.rel)) for f in files]
 
     result = IngestResult(out)
     rows: list[dict[str, Any]] = []
-    for row in _run(tasks, cls.id, base, opts, out, cfg_sha, workers, progress):
+    for row in _run(tasks, cls.id, base, opts, out, unit_fp, workers, progress):
         rows.append(row)
         result.files[row["status"]] += 1
         result.resumed_units += bool(row.pop("resumed"))
@@ -333,6 +334,18 @@ def ingest(
             )
     merge(out, [t.rel for t in tasks], source, config, cfg_sha, str(root), result)
     return result
+
+
+def _listing_digest(files: list[InputFile]) -> str:
+    """sha256 over every input's (path, size, mtime): changes when any file of the dataset is edited."""
+    h = hashlib.sha256()
+    for f in files:
+        try:
+            mtime = os.stat(f.path).st_mtime_ns
+        except OSError:
+            mtime = -1
+        h.update(f"{f.rel}\0{f.size}\0{mtime}\n".encode("utf-8", "surrogateescape"))
+    return h.hexdigest()
 
 
 def _prepare_out(out: Path, config: dict, cfg_sha: str, overwrite: bool) -> None:

@@ -88,3 +88,23 @@ def test_kill_9_during_ingest_then_rerun(tmp_path: Path) -> None:
     result = ingest("sar-acd", root, out, workers=2)
     assert result.resumed_units >= 600 and result.files["ok"] == 3032
     assert_same_manifest(tmp_path / "clean", out)
+
+
+def test_edited_companion_label_is_not_served_from_a_stale_unit(tmp_path: Path) -> None:
+    """sar-ship reads each image's YOLO .txt: editing only the .txt must change the resumed result."""
+    import shutil
+
+    from sardata.ingest import load_ingest
+
+    root = tmp_path / "ships"
+    shutil.copytree(FIXTURES / "sar-ship" / "ship_dataset_v0", root)
+    out = tmp_path / "out"
+    ingest("sar-ship", root, out)
+    label = next(p for p in sorted(root.glob("*.txt")) if p.read_text().strip())
+    before = {r["src_path"]: r["content_sha256"] for r in load_ingest(out)[0].to_pylist()}
+    label.write_text("0 0.5 0.5 0.25 0.25\n")
+    result = ingest("sar-ship", root, out)
+    after = {r["src_path"]: r["content_sha256"] for r in load_ingest(out)[0].to_pylist()}
+    image = next(k for k in after if k.startswith(label.stem))
+    assert result.resumed_units == 0 and after[image] != before[image]
+    assert ingest("sar-ship", root, out).resumed_units == len(list(root.iterdir()))  # unchanged: all reused

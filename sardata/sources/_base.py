@@ -108,6 +108,10 @@ class Source(ABC):
     #: False for large-file formats (scenes, HDF5): the engine then hashes by streaming and leaves reading to
     #: :meth:`read` (windowed / chunked), so no input is ever held in memory whole.
     reads_whole_file: ClassVar[bool] = True
+    #: True when a unit's samples depend on other files (an image's XML/.txt labels, a shared meta.csv, a .mat):
+    #: resume then also requires the whole input listing (paths, sizes, mtimes) to be unchanged, so an edited
+    #: label file is never served from a stale unit.
+    companion_files: ClassVar[bool] = False
     #: file names (lower-case) that are never data: recorded as skipped.
     junk_names: ClassVar[frozenset[str]] = frozenset({"thumbs.db", ".ds_store", "desktop.ini"})
     #: extensions (lower-case, with dot) of documentation and scripts: recorded as skipped.

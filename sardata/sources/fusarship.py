@@ -105,6 +105,7 @@ class _CSV:
 
 
 class FUSARShip(Source):
+    companion_files = True  # labels / metadata live in other files: resume checks the whole listing
     id = "fusar-ship"
     version = "1.0.0"
     description = "FUSAR-Ship GF-3 ship chips (15 categories, meta.csv joined) and the 10-class New_FUSAR repackage"

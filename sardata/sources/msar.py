@@ -245,6 +245,7 @@ def _walk(base: Path) -> list[str]:
 
 # ----------------------------------------------------------------------------------------------- adapter
 class MSAR(Source):
+    companion_files = True  # labels / metadata live in other files: resume checks the whole listing
     id = "msar"
     version = "1.0.0"
     description = "MSAR-1.0 detection slices (HISEA-1/Gaofen-3, C-band), VOC JPEGImages + Annotations, boxes kept"

@@ -93,6 +93,7 @@ class _Pose:
 
 
 class SAMPLE(Source):
+    companion_files = True  # labels / metadata live in other files: resume checks the whole listing
     id = "sample"
     version = "1.0.0"
     description = "SAMPLE measured/synthetic MSTAR-like chips: 8-bit PNG (decibel|qpm) + complex .mat companion"

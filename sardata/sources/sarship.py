@@ -120,6 +120,7 @@ class _Folder:
 
 
 class SARShip(Source):
+    companion_files = True  # labels / metadata live in other files: resume checks the whole listing
     id = "sar-ship"
     version = "1.0.0"
     description = "SAR-Ship-Dataset ship chips (Gaofen-3 + Sentinel-1), <stem>.jpg + YOLO .txt, folder or zip"
