@@ -47,6 +47,12 @@ def build_shards_cmd(
     holdout: Annotated[str | None, typer.Option(help="Group-held-out view COLUMN=VALUE, e.g. sensor=GF-3.")] = None,
     shard_size: Annotated[int, typer.Option(help="Max shard bytes.")] = 256 << 20,
     max_count: Annotated[int | None, typer.Option(help="Max samples per shard.")] = None,
+    normalise: Annotated[
+        str | None, typer.Option(help="unit-magnitude: float32 magnitude in [0, 1] (allows mixing).")
+    ] = None,
+    channel: Annotated[
+        str | None, typer.Option(help="One channel per sample: an index or a pol name (VV, VH...).")
+    ] = None,
     workers: Workers = 1,
     overwrite: Annotated[bool, typer.Option(help="Replace a dataset built with another configuration.")] = False,
 ) -> None:
@@ -57,7 +63,8 @@ def build_shards_cmd(
         where=where, size_policy=size_policy, size=size, targets=tuple(t for t in targets.split(",") if t),
         gr_codec=gr_codec, test_ratio=test_ratio, val_ratio=val_ratio, split_seed=split_seed,
         shots=_ints(shots), seeds=_ints(seeds) or ((0,) if shots else ()), long_tail=_ints(long_tail),
-        holdout=holdout, max_shard_bytes=shard_size, max_shard_samples=max_count,
+        holdout=holdout, max_shard_bytes=shard_size, max_shard_samples=max_count, normalise=normalise,
+        channel=channel,
     )  # fmt: skip
     progress, bar = progress_bar("build-shards", unit="shard")
     try:

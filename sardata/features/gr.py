@@ -50,7 +50,11 @@ def check_images(images: torch.Tensor, radii: Sequence[int] = GR_RADII, keys: Se
         raise GRInputError(f"GR needs (N, 1, H, W) images, got shape {tuple(images.shape)}")
     h, w = images.shape[-2:]
     if min(h, w) <= max(radii):
-        raise GRInputError(f"GR with radius {max(radii)} needs images larger than {max(radii)} px, got {h}x{w}")
+        where = f"sample {keys[0]}: " if keys else ""
+        raise GRInputError(
+            f"{where}GR with radius {max(radii)} needs images larger than {max(radii)} px, got {h}x{w} "
+            "(build with --size-policy resize/resize-crop --size N)"
+        )
     if not images.is_floating_point():
         raise GRInputError(f"GR needs float images in [0, 1], got {images.dtype} (divide 8-bit images by 255)")
     lo, hi = torch.aminmax(images.reshape(images.shape[0], -1), dim=1)

@@ -10,9 +10,12 @@ recorded sha256, rebuilds the rest, and ends byte-identical to an uninterrupted 
 
 Image policies (``size_policy``): ``keep`` (native size), ``resize`` (to size × size, bicubic), ``center-crop``
 (size × size around the centre, zero padding where the image is smaller), ``resize-crop`` (shorter side to size,
-bicubic, then centre crop — the SAR-JEPA ``gr_view``). ``cplx`` and geometric fields (boxes, masks) are only kept
-with ``keep``. GR targets are computed on the stored image scaled to [0, 1]: 8-bit data / 255, radiometric data
-/ its own maximum (recorded as ``features.gr.normalisation``).
+bicubic, then centre crop — the SAR-JEPA ``gr_view``); resampled float images are clipped to their input's
+range (bicubic ringing never invents values). ``cplx`` and geometric fields (boxes, masks) are only kept with
+``keep``. ``--channel`` picks one channel (index or polarisation name) and ``--normalise unit-magnitude`` converts
+every source to float32 magnitude in [0, 1] (:mod:`sardata.radiometry`, reversible through ``x_norm_scale``), which
+also allows mixing radiometries. GR targets are computed on the stored image in [0, 1]: the normalised image,
+else 8-bit data / 255 and radiometric data / its own maximum (recorded in ``dataset.json``).
 """
 
 from __future__ import annotations
@@ -69,6 +72,8 @@ class BuildConfig:
     max_shard_bytes: int = 256 << 20
     max_shard_samples: int | None = None
     shuffle_seed: int | None = None
+    normalise: str | None = None  # None | "unit-magnitude" (sardata.radiometry)
+    channel: str | None = None  # channel index or polarisation name (from the ``pol`` column) for a 1-channel view
 
     def __post_init__(self) -> None:
         from sardata.features.grcodec import GR_CODECS
@@ -81,6 +86,8 @@ class BuildConfig:
             raise ConfigError(f"unknown targets {sorted(set(self.targets) - {'gr'})}; available: gr")
         if self.gr_codec not in GR_CODECS:
             raise ConfigError(f"GR codec {self.gr_codec!r}; choose from {sorted(GR_CODECS)}")
+        if self.normalise not in (None, "unit-magnitude"):
+            raise ConfigError(f"normalise {self.normalise!r}; choose unit-magnitude (or leave unset)")
         if self.max_shard_bytes < 10240:
             raise ConfigError("max shard size must be at least 10240 bytes")
 
@@ -125,9 +132,10 @@ def _select(df: pd.DataFrame, cfg: BuildConfig) -> pd.DataFrame:
     if df.empty:
         raise ConfigError("the selection is empty; check --where and the input manifests")
     scales = sorted({f"{r}/{s}" for r, s in zip(df["radiometry"], df["scale"], strict=True)})
-    if len(scales) > 1:
+    if len(scales) > 1 and cfg.normalise is None:
         raise ConfigError(
-            f"the selection mixes radiometry/scale {scales}; select one with --where (e.g. \"scale == 'uint8'\")"
+            f"the selection mixes radiometry/scale {scales}; select one with --where (e.g. \"scale == 'uint8'\") "
+            "or convert them with --normalise unit-magnitude"
         )
     return df.sort_values("key").reset_index(drop=True)
 
@@ -154,17 +162,39 @@ def _out_shape(row: Any, cfg: BuildConfig) -> tuple[int, int]:
 
 def _field_sizes(row: Any, cfg: BuildConfig) -> dict[str, int]:
     """Exact data size of every member of a sample: stored arrays from the unit file's member sizes (the encoded
-    ``.npy`` bytes themselves), a resized ``img`` and ``gr`` from their shapes, ``meta.json``/``cls`` by encoding."""
+    ``.npy`` bytes themselves), views that change ``img``/``cplx`` and ``gr`` from their shapes, ``meta.json`` and
+    ``cls`` by encoding."""
     sizes = {f"{name}.npy": n for name, n in stored_sizes(row.ingest_root, row.store_path).items()}
-    if cfg.size_policy != "keep":
-        sizes = {"img.npy": npy_nbytes((int(row.channels), int(cfg.size), int(cfg.size)), row.dtype)}
+    h, w = _out_shape(row, cfg)
+    channels = 1 if cfg.channel is not None else int(row.channels)
+    if cfg.size_policy != "keep" or cfg.normalise or cfg.channel is not None:
+        sizes["img.npy"] = npy_nbytes((channels, h, w), "float32" if cfg.normalise else row.dtype)
+    if "cplx.npy" in sizes and cfg.size_policy != "keep":
+        del sizes["cplx.npy"]
+    elif "cplx.npy" in sizes and cfg.channel is not None:
+        sizes["cplx.npy"] = npy_nbytes((1, h, w), "complex64")
     if "gr" in cfg.targets:
-        h, w = _out_shape(row, cfg)
         sizes["gr.npy"] = npy_nbytes((4, h, w), cfg.gr_codec)
     sizes["meta.json"] = len(_meta_bytes(row))
     if not pd.isna(row.label):
         sizes["cls"] = len(str(int(row.label)))
     return sizes
+
+
+def _channel_index(row: Any, cfg: BuildConfig, n: int) -> int | None:
+    """Resolve ``--channel`` (an index, or a name from the comma-separated ``pol`` column) for one sample."""
+    if cfg.channel is None:
+        return None
+    if cfg.channel.isdigit():
+        idx = int(cfg.channel)
+    else:
+        names = [p.strip().upper() for p in (row.pol or "").split(",")] if isinstance(row.pol, str) else []
+        if cfg.channel.upper() not in names:
+            raise ConfigError(f"{row.key}: channel {cfg.channel!r} not in its channels {names or '(unnamed)'}")
+        idx = names.index(cfg.channel.upper())
+    if idx >= n:
+        raise ConfigError(f"{row.key}: channel {idx} requested but the sample has {n} channel(s)")
+    return idx
 
 
 def _meta_bytes(row: Any) -> bytes:
@@ -193,6 +223,8 @@ def _transform(img: np.ndarray, cfg: BuildConfig) -> np.ndarray:
         arr = np.asarray(im)
         if cfg.size_policy in ("center-crop", "resize-crop"):
             arr = _center_crop(arr, size)
+        if np.issubdtype(img.dtype, np.floating):  # bicubic rings past the input range; uint8 is clipped by PIL
+            arr = np.clip(arr, float(plane.min()), float(plane.max()))
         planes.append(arr.astype(img.dtype, copy=False))
     return np.ascontiguousarray(np.stack(planes))
 
@@ -208,7 +240,8 @@ def _center_crop(arr: np.ndarray, size: int) -> np.ndarray:
 
 
 def unit_range(img: np.ndarray) -> np.ndarray:
-    """First channel scaled to [0, 1] for GR: 8-bit / 255; radiometric data / its maximum."""
+    """First channel scaled to [0, 1] for GR when no normalisation policy is configured: 8-bit / 255;
+    radiometric data / its maximum."""
     plane = img[0].astype(np.float32)
     if img.dtype == np.uint8:
         return plane / np.float32(255)
@@ -216,12 +249,23 @@ def unit_range(img: np.ndarray) -> np.ndarray:
     return plane / np.float32(peak) if peak > 0 else plane
 
 
-def _sample_fields(row: Any, cfg: BuildConfig) -> dict[str, bytes]:
+def _sample_fields(row: Any, cfg: BuildConfig) -> tuple[dict[str, bytes], dict[str, Any]]:
+    """All members of one output sample, and its per-sample extra columns (``x_*``)."""
     arrays = load_arrays(row.ingest_root, row.store_path)
-    img = _transform(arrays["img"], cfg)
+    img, extras = arrays["img"], {}
+    idx = _channel_index(row, cfg, img.shape[0])
+    if idx is not None:
+        img = img[idx : idx + 1]
+    if cfg.normalise:
+        from sardata.radiometry import to_unit_magnitude
+
+        img, ref = to_unit_magnitude(img, row.radiometry, row.scale)
+        extras = {"x_norm_scale": ref, "x_src_radiometry": row.radiometry, "x_src_scale": row.scale}
+    img = _transform(img, cfg)
     out = {"img.npy": encode_npy(img), "meta.json": _meta_bytes(row)}
     if "cplx" in arrays and cfg.size_policy == "keep":
-        out["cplx.npy"] = encode_npy(arrays["cplx"])
+        cplx = arrays["cplx"]
+        out["cplx.npy"] = encode_npy(cplx if idx is None else cplx[idx : idx + 1])
     for name, arr in arrays.items():
         if name not in ("img", "cplx"):
             if cfg.size_policy != "keep":
@@ -232,11 +276,16 @@ def _sample_fields(row: Any, cfg: BuildConfig) -> dict[str, bytes]:
 
         from sardata.features.gr import encode_gr, gr_maps
 
-        maps = gr_maps(torch.from_numpy(unit_range(img))[None, None], keys=[row.key])[0].numpy()
+        if img.shape[0] != 1:
+            raise ConfigError(
+                f"{row.key}: GR needs one channel, the image has {img.shape[0]}; choose one with --channel"
+            )
+        plane = img[0] if cfg.normalise else unit_range(img)
+        maps = gr_maps(torch.from_numpy(np.ascontiguousarray(plane))[None, None], keys=[row.key])[0].numpy()
         out["gr.npy"] = encode_npy(encode_gr(maps, cfg.gr_codec))
     if not pd.isna(row.label):
         out["cls"] = str(int(row.label)).encode()
-    return out
+    return out, extras
 
 
 # ----------------------------------------------------------------------------------------------- shards
@@ -269,11 +318,12 @@ def _build_one(plan: ShardPlan) -> dict[str, Any]:
         ):
             return {**done, "reused": True}
     rows = _W["rows"]
-    result = write_shard(shard, [(k, _sample_fields(rows[k], cfg)) for k in plan.keys])
+    built = {k: _sample_fields(rows[k], cfg) for k in plan.keys}
+    result = write_shard(shard, [(k, built[k][0]) for k in plan.keys])
     if result.nbytes != plan.nbytes:
         raise ShardIntegrityError(f"{shard}: wrote {result.nbytes} bytes, plan said {plan.nbytes} (bug: report it)")
     done = {"plan_hash": phash, "name": plan.name, "sha256": result.sha256, "nbytes": result.nbytes,
-            "samples": [vars(s) for s in result.samples]}  # fmt: skip
+            "samples": [vars(s) for s in result.samples], "extras": {k: built[k][1] for k in plan.keys}}  # fmt: skip
     with atomic_path(sidecar) as tmp:
         tmp.write_text(json.dumps(done))
     return {**done, "reused": False}
@@ -361,6 +411,14 @@ def _merge(out, df, sources, plans, results, cfg, config, cfg_sha, identities, c
     df["fields"] = df["members"].map(lambda ms: sorted(m["field"].split(".")[0] for m in ms))
     if cfg.size_policy != "keep":
         df["height"] = df["width"] = int(cfg.size)
+    if cfg.channel is not None:
+        df["x_channel"] = cfg.channel
+        df["channels"] = 1
+    if cfg.normalise:
+        extras = {k: e for r in results for k, e in r["extras"].items()}
+        for col in ("x_norm_scale", "x_src_radiometry", "x_src_scale"):
+            df[col] = df["key"].map(lambda k, c=col: extras[k][c])
+        df["radiometry"], df["scale"], df["dtype"] = "magnitude", "unit", "float32"
     df["gr_version"] = GR_VERSION if "gr" in cfg.targets else None
     df["store_path"] = None
     df = df.drop(columns=["ingest_root"])
@@ -404,6 +462,7 @@ def _merge(out, df, sources, plans, results, cfg, config, cfg_sha, identities, c
         if "gr" in cfg.targets
         else {},  # fmt: skip
         "class_maps": class_maps,
+        "normalisation": _normalisation_card(cfg),
         "views": sorted(c for c in df.columns if c.startswith("split_")),
         "view_warnings": _short_views(df),
         "counts": {
@@ -421,6 +480,15 @@ def _merge(out, df, sources, plans, results, cfg, config, cfg_sha, identities, c
     shutil.rmtree(out / WORK, ignore_errors=True)
     return BuildResult(out, len(df), len(plans), sum(r["nbytes"] for r in results),
                        sum(bool(r["reused"]) for r in results), {s: v["samples"] for s, v in per_split.items()})  # fmt: skip
+
+
+def _normalisation_card(cfg: BuildConfig) -> dict[str, Any]:
+    if not cfg.normalise:
+        return {"policy": None, "gr_input": "uint8/255; radiometric/max"}
+    from sardata.radiometry import POLICY
+
+    return {"policy": POLICY, "per_sample_reference": "x_norm_scale", "source_columns": ["x_src_radiometry", "x_src_scale"],
+            "inverse": "sardata.radiometry.from_unit_magnitude(img, x_norm_scale, x_src_radiometry, x_src_scale)"}  # fmt: skip
 
 
 def _short_views(df: pd.DataFrame) -> dict[str, dict[str, int]]:
