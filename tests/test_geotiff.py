@@ -94,11 +94,6 @@ def test_cli_tile_stride_flags_and_bad_inputs(tmp_path: Path, sardata_cmd) -> No
         ingest("geotiff", root, tmp_path / "x", options={"mode": "mosaic"})
 
 
-def test_fixture_generator_is_deterministic(tmp_path: Path) -> None:
-    a, b = gen.generate(tmp_path / "a"), gen.generate(tmp_path / "b")
-    assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
-
-
 @pytest.mark.slow
 def test_8k_scene_bounded_rss(tmp_path: Path) -> None:
     """An 8192² float32 scene (256 MiB) tiles into 32 x 32 = 1024 chips with peak RSS < 500 MB."""

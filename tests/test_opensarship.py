@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FIXTURES, load_generator, shared
+from conftest import FIXTURES, shared
 
 from sardata.ingest import ingest, load_ingest
 from sardata.store import load_arrays
@@ -80,12 +80,6 @@ def test_corrupt_patch_and_broken_zip_are_rejected(tmp_path: Path) -> None:
     assert set(rejected["reason"]) == {"undecodable"} and len(rejected) == 2
     assert rejected["src_member"].dropna().tolist() == [name]
     assert result.files == {"ok": 2, "rejected": 1}
-
-
-def test_fixture_generator_is_deterministic(tmp_path: Path) -> None:
-    gen = load_generator("opensarship")
-    a, b = gen.generate(tmp_path / "a"), gen.generate(tmp_path / "b")
-    assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
 
 
 @pytest.mark.real_data

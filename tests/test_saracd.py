@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, load_generator, shared
+from conftest import FIXTURES, shared
 
 from sardata.errors import ConfigError
 from sardata.ingest import ingest, load_ingest
@@ -42,12 +42,6 @@ def test_five_class_option(tmp_path: Path) -> None:
 def test_bad_class_option_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown classes"):
         ingest("sar-acd", ROOT, tmp_path, options={"classes": "A220,B52"})
-
-
-def test_fixture_generator_is_deterministic(tmp_path: Path) -> None:
-    gen = load_generator("sar-acd")
-    a, b = gen.generate(tmp_path / "a"), gen.generate(tmp_path / "b")
-    assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
 
 
 @pytest.mark.real_data
