@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from sardata.cli import bench, demo, ingest, manifest, preview, run, shards, sim, train
+from sardata.cli import bench, demo, ingest, manifest, preview, run, shards, sim, stream, train
 
 app = typer.Typer(
     name="sardata",
@@ -29,6 +29,7 @@ app.add_typer(train.app, name="train")
 app.add_typer(bench.app, name="bench")
 app.add_typer(preview.app, name="preview")
 app.add_typer(sim.app, name="sim")
+app.add_typer(stream.app, name="stream")
 app.command("demo")(demo.demo_cmd)
 app.command("run")(run.run_cmd)
 

@@ -1,0 +1,254 @@
+"""Datasets over a built shard directory: an ``IterableDataset`` with the loader guarantees, and map-style access.
+
+:class:`ShardIterable` yields **whole per-rank batches** (``DataLoader(ds, batch_size=None, num_workers=n)``):
+worker i serves steps i, i+n, … and the DataLoader's in-order round robin restores the step sequence exactly,
+for any n. The global sequence depends on (manifest, seed, epoch, shuffle parameters, global batch) only, so
+changing the world size at a fixed global batch changes nothing (``data-contract.md`` §5). No shared memory, no
+locks, no inter-process coordination.
+
+Epochs: call :meth:`ShardIterable.set_epoch` before iterating. Each ``iter()`` also advances the dataset's own
+epoch counter afterwards, which makes ``persistent_workers=True`` work too (worker copies cannot see
+``set_epoch`` calls made in the main process, but they count epochs the same way).
+
+Resume: ``state = ds.state_dict(step)`` with the number of global steps the trainer completed this epoch; a new
+process calls ``ds.load_state_dict(state)`` and continues at that step without reading skipped data.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset, IterableDataset, get_worker_info
+
+from sardata.errors import ConfigError, LoaderStateError
+from sardata.manifest.io import read_card, read_table
+from sardata.manifest.schema import SCHEMA_VERSION
+from sardata.shards.reader import decode_field
+from sardata.stream.order import Plan, epoch_permutation
+
+
+@dataclass
+class Row:
+    key: str
+    shard: str
+    members: list[dict]
+    label: int | None
+
+
+class ShardIndex:
+    """The rows of one view of a dataset, in manifest order (shards as in ``shards.parquet``, samples by
+    ``shard_pos``), plus where the shard bytes live (local directory, or a URL through a cache)."""
+
+    def __init__(self, root: str | os.PathLike[str], split: str | None = "train", view: str | None = None,
+                 base_url: str | None = None, cache: Any = None) -> None:  # fmt: skip
+        self.root = Path(root)
+        card = read_card(self.root)
+        self.card = card
+        shards = read_table(self.root / "shards.parquet", "shards").to_pylist()
+        cols = ["key", "shard", "shard_pos", "members", "label", "split"] + ([view] if view else [])
+        samples = read_table(self.root / "samples.parquet", "samples").select(cols).to_pandas()
+        if split is not None:
+            samples = samples[samples["split"] == split]
+        if view is not None:
+            samples = samples[samples[view] == "train"]
+        order = {s["shard"]: i for i, s in enumerate(shards)}
+        samples = samples.assign(_o=samples["shard"].map(order)).sort_values(["_o", "shard_pos"])
+        self.rows = [
+            Row(k, s, list(m), None if pd.isna(label) else int(label))
+            for k, s, m, label in zip(
+                samples["key"], samples["shard"], samples["members"], samples["label"], strict=True
+            )
+        ]
+        counts = samples.groupby("shard", sort=False).size()
+        self.shard_names = [s["shard"] for s in shards if s["shard"] in counts.index]
+        self.shard_sizes = [int(counts[s]) for s in self.shard_names]
+        self.shard_info = {s["shard"]: s for s in shards}
+        self.base_url, self.cache = base_url, cache
+        tables = card.get("tables", {})
+        self.manifest_hash = (
+            f"{tables.get('samples', {}).get('sha256', '')}:{tables.get('shards', {}).get('sha256', '')}"
+        )
+        self.selection = {"split": split, "view": view}
+        self._handles: dict[str, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def shard_path(self, shard: str) -> Path:
+        info = self.shard_info[shard]
+        if self.base_url is None and self.cache is None:
+            return self.root / info["path"]
+        from sardata.stream.remote import resolve
+
+        url = resolve(self.base_url or str(self.root), info["path"])
+        return self.cache.local_path(url, info["sha256"], info["bytes"])
+
+    def read(self, i: int) -> dict[str, Any]:
+        """Decode sample ``i`` (all fields) with one seek per field in its shard."""
+        row = self.rows[i]
+        fh = self._handles.get(row.shard)
+        if fh is None:
+            for old in list(self._handles)[: max(0, len(self._handles) - 7)]:
+                self._handles.pop(old).close()
+            fh = self._handles[row.shard] = open(self.shard_path(row.shard), "rb")  # noqa: SIM115
+        sample: dict[str, Any] = {"__key__": row.key, "__shard__": row.shard}
+        for m in row.members:
+            fh.seek(m["offset"])
+            sample[m["field"]] = decode_field(m["field"], fh.read(m["size"]), f"{row.shard}:{row.key}")
+        return sample
+
+    def close(self) -> None:
+        """Close the shard files kept open for sequential reads."""
+        while self._handles:
+            self._handles.popitem()[1].close()
+
+    def __del__(self) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_handles": {}}  # file handles never cross process boundaries
+
+
+def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack arrays of equal shape into tensors; keep everything else (keys, JSON, ragged arrays) as lists."""
+    out: dict[str, Any] = {}
+    for name in samples[0]:
+        values = [s[name] for s in samples]
+        if isinstance(values[0], np.ndarray) and all(v.shape == values[0].shape for v in values):
+            out[name] = torch.from_numpy(np.stack(values))
+        elif isinstance(values[0], (bool, int, np.integer)) and not isinstance(values[0], str):
+            out[name] = torch.tensor(values)
+        else:
+            out[name] = values
+    return out
+
+
+class ShardIterable(IterableDataset):
+    """Streams per-rank batches of one view with exact length, equal batches per rank and arithmetic resume."""
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        global_batch: int,
+        *,
+        split: str | None = "train",
+        view: str | None = None,
+        seed: int = 0,
+        epoch: int = 0,
+        world_size: int | None = None,
+        rank: int | None = None,
+        num_workers: int = 0,
+        pad: str = "wrap",
+        shuffle: bool = True,
+        block_shards: int = 4,
+        transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        collate_fn: Callable[[list[dict[str, Any]]], Any] = collate,
+        base_url: str | None = None,
+        cache: Any = None,
+    ) -> None:
+        if world_size is None or rank is None:
+            dist = torch.distributed.is_available() and torch.distributed.is_initialized()
+            world_size = torch.distributed.get_world_size() if dist else 1
+            rank = torch.distributed.get_rank() if dist else 0
+        self.index = ShardIndex(root, split, view, base_url, cache)
+        self.plan = Plan(len(self.index), global_batch, world_size, num_workers, pad)
+        self.rank, self.seed, self.epoch = rank, seed, epoch
+        self.shuffle, self.block_shards = shuffle, block_shards
+        self.transform, self.collate_fn = transform, collate_fn
+        self.start_step = 0
+
+    def __len__(self) -> int:
+        return self.plan.steps
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch, self.start_step = epoch, 0
+
+    def permutation(self, epoch: int | None = None) -> np.ndarray:
+        return epoch_permutation(self.index.shard_sizes, self.seed, self.epoch if epoch is None else epoch,
+                                 self.block_shards, self.shuffle)  # fmt: skip
+
+    def __iter__(self) -> Iterator[Any]:
+        info = get_worker_info()
+        worker, n = (0, 1) if info is None else (info.id, info.num_workers)
+        if info is not None and n != max(1, self.plan.num_workers):
+            raise ConfigError(
+                f"DataLoader has {n} workers but the dataset was built for num_workers={self.plan.num_workers}; "
+                "pass the same number to both"
+            )
+        perm = self.permutation()
+        epoch, start = self.epoch, self.start_step
+        self.epoch, self.start_step = epoch + 1, 0  # the next iter() is the next epoch (persistent workers)
+        try:
+            for step in self.plan.worker_steps(worker, start):
+                batch = []
+                for slot in self.plan.slots(step, self.rank):
+                    sample = self.index.read(int(perm[slot.index]))
+                    sample.update(valid=slot.valid, __index__=slot.position, __epoch__=epoch)
+                    batch.append(self.transform(sample) if self.transform else sample)
+                yield self.collate_fn(batch)
+        finally:
+            self.index.close()
+
+    # ------------------------------------------------------------------ resume
+    def state_dict(self, step: int) -> dict[str, Any]:
+        """Loader state after ``step`` completed global steps of the current epoch."""
+        return {
+            "manifest_hash": self.index.manifest_hash, "selection": self.index.selection, "seed": self.seed,
+            "epoch": self.epoch, "step": int(step), "global_batch": self.plan.global_batch, "pad": self.plan.pad,
+            "shuffle": self.shuffle, "block_shards": self.block_shards, "schema_version": SCHEMA_VERSION,
+        }  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue at ``state['step']`` of ``state['epoch']``; refuse a state from another dataset or setup."""
+        mine = self.state_dict(0)
+        bad = [k for k in mine if k not in ("epoch", "step") and state.get(k) != mine[k]]
+        if bad:
+            detail = ", ".join(f"{k}: saved {state.get(k)!r} != now {mine[k]!r}" for k in bad)
+            raise LoaderStateError(f"loader state does not fit this dataset/configuration ({detail})")
+        if not 0 <= int(state["step"]) <= self.plan.steps:
+            raise LoaderStateError(f"step {state['step']} outside the epoch's {self.plan.steps} steps")
+        self.epoch, self.start_step = int(state["epoch"]), int(state["step"])
+
+
+class ShardDataset(Dataset):
+    """Map-style view: ``ds[i]`` reads sample i (manifest order) with one seek per field; ``len(ds)`` is N."""
+
+    def __init__(self, root: str | os.PathLike[str], split: str | None = "train", view: str | None = None,
+                 transform: Callable | None = None, base_url: str | None = None, cache: Any = None) -> None:  # fmt: skip
+        self.index = ShardIndex(root, split, view, base_url, cache)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        sample = self.index.read(i % len(self))
+        return self.transform(sample) if self.transform else sample
+
+
+def order_lines(root: str | os.PathLike[str], global_batch: int, world_size: int, num_workers: int, seed: int,
+                epoch: int, split: str | None = "train", view: str | None = None, pad: str = "wrap",
+                shuffle: bool = True, block_shards: int = 4) -> Iterator[str]:  # fmt: skip
+    """Audit lines ``global_index<TAB>rank<TAB>worker<TAB>key[<TAB>pad]`` in consumption order, no decoding."""
+    index = ShardIndex(root, split, view)
+    plan = Plan(len(index), global_batch, world_size, num_workers, pad)
+    perm = epoch_permutation(index.shard_sizes, seed, epoch, block_shards, shuffle)
+    n = max(1, num_workers)
+    for step in range(plan.steps):
+        for rank in range(world_size):
+            for slot in plan.slots(step, rank):
+                key = index.rows[int(perm[slot.index])].key
+                pad_mark = "" if slot.position < plan.n_samples else ("\tpad" if slot.valid else "\tpad-masked")
+                yield f"{slot.position}\t{rank}\t{step % n}\t{key}{pad_mark}"
+
+
+__all__ = ["ShardDataset", "ShardIndex", "ShardIterable", "collate", "order_lines"]

@@ -1,0 +1,197 @@
+"""Loader guarantees (data-contract.md §5): order, exact length, equal per-rank batches, workers, resume, epochs."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from sardata.errors import ConfigError, LoaderStateError
+from sardata.ingest import ingest
+from sardata.shards.build import BuildConfig, build_shards
+from sardata.shards.reader import read_sample
+from sardata.sim.sar_targets import write_demo_dataset
+from sardata.stream.dataset import ShardDataset, ShardIterable
+
+
+@pytest.fixture(scope="module")
+def ds(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("stream")
+    write_demo_dataset(base / "data", per_class=7, size=32)  # 28 train + 28 test chips
+    ingest("mstar", base / "data" / "jpeg", base / "ingest")
+    build_shards([base / "ingest"], base / "ds", BuildConfig(max_shard_samples=3, shots=(2,), seeds=(0,)))
+    return base / "ds"
+
+
+def keys_of(loader) -> list[list[str]]:
+    return [list(b["__key__"]) for b in loader]
+
+
+def test_stream_order_is_identical_for_any_world_size(ds: Path, sardata_cmd) -> None:
+    orders = []
+    for w in (1, 2, 4):
+        out = subprocess.run([*sardata_cmd, "stream", "order", str(ds), "--world-size", str(w), "--workers", "2",
+                              "--batch-size", "8", "--seed", "3"], capture_output=True, text=True, check=True)  # fmt: skip
+        rows = sorted((int(line.split("\t")[0]), line.split("\t")[3]) for line in out.stdout.splitlines())
+        orders.append([k for _, k in rows])
+        ranks = collections.Counter(line.split("\t")[1] for line in out.stdout.splitlines())
+        assert set(ranks.values()) == {32 // w}  # 4 steps x 8 positions, equal per rank
+    assert orders[0] == orders[1] == orders[2] and len(set(orders[0][:28])) == 28
+    assert orders[0][28:] == orders[0][:4]  # wrap-around padding repeats the start of π_e
+
+
+@pytest.mark.parametrize("world", [1, 2, 3])
+@pytest.mark.parametrize("workers", [0, 1, 3])
+def test_no_duplicates_no_losses_equal_lengths(ds: Path, world: int, workers: int) -> None:
+    seen, lengths = [], set()
+    for rank in range(world):
+        it = ShardIterable(ds, 6, world_size=world, rank=rank, num_workers=workers, seed=1)
+        batches = keys_of(DataLoader(it, batch_size=None, num_workers=workers))
+        assert len(batches) == len(it) == it.plan.steps
+        lengths.update(len(b) for b in batches)
+        seen += [k for b in batches for k in b]
+    assert len(lengths) == 1  # every rank, every step: the same per-rank batch size
+    counts = collections.Counter(seen)
+    assert len(counts) == 28 and sum(counts.values()) - 28 == (-28) % 6  # each once, plus the wrap padding
+
+
+def test_global_sequence_equals_single_process_for_any_world_and_workers(ds: Path) -> None:
+    def sequence(world: int, workers: int) -> list[str]:
+        per_rank = [keys_of(DataLoader(ShardIterable(ds, 8, world_size=world, rank=r, num_workers=workers, seed=5),
+                                       batch_size=None, num_workers=workers)) for r in range(world)]  # fmt: skip
+        return [k for step in zip(*per_rank, strict=True) for batch in step for k in batch]
+
+    ref = sequence(1, 0)
+    assert sequence(2, 2) == ref and sequence(4, 1) == ref and sequence(2, 0) == ref
+
+
+def test_mask_padding_scores_every_sample_once(ds: Path) -> None:
+    valid = []
+    for rank in range(2):
+        for b in ShardIterable(ds, 8, split="test", world_size=2, rank=rank, pad="mask", shuffle=False):
+            valid += [k for k, v in zip(b["__key__"], b["valid"].tolist(), strict=True) if v]
+    assert sorted(valid) == sorted(set(valid)) and len(valid) == 28
+
+
+def test_drop_last_and_construction_errors(ds: Path) -> None:
+    assert len(ShardIterable(ds, 8, pad="drop")) == 3
+    with pytest.raises(ConfigError, match="not divisible"):
+        ShardIterable(ds, 6, world_size=4, rank=0)
+    with pytest.raises(ConfigError, match="some workers would get no batch"):
+        ShardIterable(ds, 8, num_workers=8)
+    with pytest.raises(ConfigError, match="no full global batch"):
+        ShardIterable(ds, 64, pad="drop")
+
+
+def test_epochs_differ_and_persistent_workers_follow(ds: Path) -> None:
+    it = ShardIterable(ds, 4, num_workers=2, seed=2)
+    loader = DataLoader(it, batch_size=None, num_workers=2, persistent_workers=True)
+    e0, e1 = keys_of(loader), keys_of(loader)
+    fresh = ShardIterable(ds, 4, seed=2)
+    assert e0 == keys_of(fresh) and e1 == keys_of(fresh) and e0 != e1  # fresh.iter() advanced its own epoch too
+    fresh.set_epoch(1)
+    assert keys_of(fresh) == e1
+
+
+RESUME = """
+import json, sys
+from torch.utils.data import DataLoader
+from sardata.stream.dataset import ShardIterable
+root, state, world, rank, workers = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+ds = ShardIterable(root, 4, world_size=world, rank=rank, num_workers=workers, seed=9)
+ds.load_state_dict(state)
+print(json.dumps([list(b["__key__"]) for b in DataLoader(ds, batch_size=None, num_workers=workers)]))
+"""
+
+
+@pytest.mark.parametrize("world,new_world", [(1, 1), (2, 2), (2, 1)])
+def test_resume_in_a_new_process_is_sample_exact(ds: Path, world: int, new_world: int) -> None:
+    full = [[k for rank_batch in step for k in rank_batch] for step in zip(*[
+        keys_of(ShardIterable(ds, 4, world_size=world, rank=r, seed=9)) for r in range(world)], strict=True)]  # fmt: skip
+    half = len(full) // 2
+    it = ShardIterable(ds, 4, world_size=world, rank=0, seed=9)
+    state = it.state_dict(step=half)
+    rest = [
+        json.loads(
+            subprocess.run(
+                [sys.executable, "-c", RESUME, str(ds), json.dumps(state), str(new_world), str(r), "2"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )  # fmt: skip
+        for r in range(new_world)
+    ]
+    resumed = [[k for rank_batches in step for k in rank_batches] for step in zip(*rest, strict=True)]
+    assert resumed == full[half:]  # same samples, same order, after a save at N/2 (and for W 2 -> 1)
+
+
+def test_load_state_dict_refuses_a_foreign_state(ds: Path) -> None:
+    state = ShardIterable(ds, 4, seed=9).state_dict(step=2)
+    with pytest.raises(LoaderStateError, match="seed"):
+        ShardIterable(ds, 4, seed=10).load_state_dict(state)
+    with pytest.raises(LoaderStateError, match="global_batch"):
+        ShardIterable(ds, 8, seed=9).load_state_dict(state)
+
+
+def test_map_style_access_and_views(ds: Path) -> None:
+    from sardata.manifest.io import read_table
+
+    m = ShardDataset(ds, split="test")
+    rows = {r["key"]: r for r in read_table(ds / "samples.parquet", "samples").to_pylist()}
+    assert len(m) == 28
+    sample = m[5]
+    ref = read_sample(ds, rows[sample["__key__"]])
+    assert torch.equal(torch.from_numpy(sample["img.npy"]), torch.from_numpy(ref["img.npy"]))
+    view = ShardDataset(ds, view="split_fewshot_k2_s0")
+    assert len(view) == 8 and len({view[i]["cls"] for i in range(8)}) == 4  # 2 shots x 4 classes
+
+
+DDP = """
+import json, os, sys
+import torch.distributed as dist
+from torch.utils.data import DataLoader
+from sardata.stream.dataset import ShardIterable
+dist.init_process_group("gloo")
+rank, out = dist.get_rank(), sys.argv[2]
+ds = ShardIterable(sys.argv[1], 6, num_workers=2, seed=4)
+loader = DataLoader(ds, batch_size=None, num_workers=2)
+epochs = []
+for epoch in range(3):
+    ds.set_epoch(epoch)
+    epochs.append([list(b["__key__"]) for b in loader])
+    dist.barrier()
+json.dump({"rank": rank, "len": len(loader), "epochs": epochs}, open(os.path.join(out, f"rank{rank}.json"), "w"))
+dist.destroy_process_group()
+"""
+
+
+@pytest.mark.distributed
+def test_torchrun_gloo_two_ranks_two_workers_three_epochs(ds: Path, tmp_path: Path) -> None:
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
+                    str(script), str(ds), str(tmp_path)], check=True, timeout=240, env=env, capture_output=True)  # fmt: skip
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    assert ranks[0]["len"] == ranks[1]["len"] == 5  # ceil(28 / 6)
+    for e in range(3):
+        per_rank = [r["epochs"][e] for r in ranks]
+        assert [len(b) for b in per_rank[0]] == [len(b) for b in per_rank[1]] == [3] * 5
+        keys = [k for rb in per_rank for b in rb for k in b]
+        counts = collections.Counter(keys)
+        assert len(counts) == 28 and sum(counts.values()) == 30  # every sample once, plus 2 wrap padding
+        single = keys_of(ShardIterable(ds, 6, seed=4, epoch=e))
+        assert [a + b for a, b in zip(per_rank[0], per_rank[1], strict=True)] == single
+    assert ranks[0]["epochs"][0] != ranks[0]["epochs"][1]
