@@ -20,6 +20,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check sardata tests
 
 test: lint
+	bash .ci/install-servers.sh
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

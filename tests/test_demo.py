@@ -76,3 +76,12 @@ def test_bench_build_shards_reports_ratio(tmp_path: Path) -> None:
     ingest("sar-acd", REPO / "tests" / "data" / "sar-acd" / "SAR-ACD", tmp_path / "i")
     r = bench_build_shards([tmp_path / "i"], workers=1)
     assert r["samples"] == 12 and r["build_vs_tar"] > 0 and r["tar_mb_per_s"] > 0
+
+
+def test_bench_loader_pipelines_count_the_same_samples(tmp_path: Path) -> None:
+    from sardata.bench.stream import _measure, make_data
+
+    root = make_data(tmp_path, per_class=2)  # 16 samples
+    rows = [_measure(kind, root, 0, batch=4) for kind in ("raw", "webdataset", "sardata")]
+    assert [r["samples"] for r in rows] == [15, 15, 12]  # first item (a sample, or a batch of 4) is warm-up
+    assert all(r["samples_per_s"] > 0 and r["peak_rss_mb"] > 0 for r in rows)

@@ -82,3 +82,33 @@ def bench_build_shards_cmd(
         f"  sardata build-shards        {r['build_samples_per_s']:9.1f} samples/s {r['build_mb_per_s']:7.1f} MB/s"
         f"  {r['build_vs_tar']:.2f}x"
     )
+
+
+@app.command("loader")
+def bench_loader_cmd(
+    per_class: Annotated[int, typer.Option(help="Demo chips per class and split (x8 samples).")] = 32,
+    grow: Annotated[int, typer.Option(help="Factor for the RSS-flatness check.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Samples/s and peak RSS: raw files+decode+GR vs stock webdataset vs sardata, with 0 and 2 workers."""
+    from sardata.bench.stream import bench_loader
+
+    r = bench_loader(per_class=per_class, grow=grow)
+    if as_json:
+        typer.echo(json.dumps(r, indent=2))
+        return
+    base = {(row["kind"], row["workers"]): row["samples_per_s"] for row in r["rows"]}
+    typer.echo(f"{r['rows'][0]['samples']} samples (demo chips 64 px, GR precomputed in shards)")
+    typer.echo(f"  {'pipeline':<12}{'workers':>8}{'samples/s':>12}{'peak RSS MB':>13}{'vs raw':>9}{'vs wds':>9}")
+    for row in r["rows"]:
+        w = row["workers"]
+        typer.echo(
+            f"  {row['kind']:<12}{w:>8}{row['samples_per_s']:>12.0f}{row['peak_rss_mb']:>13.0f}"
+            f"{row['samples_per_s'] / base[('raw', w)]:>8.1f}x{row['samples_per_s'] / base[('webdataset', w)]:>8.2f}x"
+        )
+    g = r["grown"]
+    small = next(row for row in r["rows"] if row["kind"] == "sardata" and row["workers"] == g["workers"])
+    typer.echo(
+        f"  sardata on a {r['grow']}x larger dataset ({g['samples']} samples): peak RSS {g['peak_rss_mb']:.0f} MB "
+        f"vs {small['peak_rss_mb']:.0f} MB"
+    )

@@ -23,6 +23,7 @@ S3 (optional extra ``pip install sardata[remote]``) goes through ``s3fs``. The e
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import http.client
 import os
@@ -189,6 +190,8 @@ def _is_permanent(exc: BaseException) -> bool:
     """Errors that another try cannot fix (missing object, denied, client errors other than timeouts)."""
     if isinstance(exc, urllib.error.HTTPError):
         return 400 <= exc.code < 500 and exc.code not in (408, 429)
+    if isinstance(exc, OSError) and exc.errno == errno.EINVAL:  # s3fs: InvalidRange (416) and other bad requests
+        return True
     return isinstance(exc, (FileNotFoundError, PermissionError))
 
 
@@ -197,7 +200,7 @@ def _pid_alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, OverflowError):
+    except (OSError, OverflowError):  # another user's process, or a number no process can have: keep the file
         return True
     return True
 
@@ -211,7 +214,7 @@ def _temp_is_stale(name: str, mtime: float, now: float) -> bool:
     return host == _HOST and pid.isdigit() and not _pid_alive(int(pid))
 
 
-def remove_stale_temps(cache_dir: Path) -> int:
+def remove_dead_temps(cache_dir: Path) -> int:
     """Delete temp files left by dead downloads in ``cache_dir`` (not those of live processes); return count."""
     removed, now = 0, time.time()
     for entry in os.scandir(cache_dir):
@@ -254,7 +257,7 @@ class ShardCache:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.limit_bytes, self.retries, self.backoff_s, self.opener = limit_bytes, retries, backoff_s, opener
         self._init_process_state()
-        self.removed_temps = remove_stale_temps(self.dir)
+        self.removed_temps = remove_dead_temps(self.dir)
         with self._lock:
             self._evict(0, keep=None, strict=False)  # a lowered limit applies at once
 
@@ -360,7 +363,7 @@ class ShardCache:
                 raise
             except _TRANSIENT as exc:
                 if _is_permanent(exc):
-                    raise ShardIntegrityError(f"{url}: cannot fetch shard: {exc}") from exc
+                    raise ShardIntegrityError(f"{url}: cannot fetch shard: {type(exc).__name__}: {exc}") from exc
                 error = exc
                 continue
             if actual == (sha, nbytes):
@@ -437,7 +440,9 @@ class ShardCache:
                 raise
             except _TRANSIENT as exc:
                 if _is_permanent(exc):
-                    raise ShardIntegrityError(f"{url}: range {offset}+{size} failed: {exc}") from exc
+                    raise ShardIntegrityError(
+                        f"{url}: range {offset}+{size} failed: {type(exc).__name__}: {exc}"
+                    ) from exc
                 error = exc
                 continue
             if len(data) == size:
@@ -552,4 +557,4 @@ def _fetch_failure(
     return msg + "; the bad copy was deleted"
 
 
-__all__ = ["ALLOWED_SCHEMES", "ShardCache", "check_location", "remove_stale_temps", "resolve"]
+__all__ = ["ALLOWED_SCHEMES", "ShardCache", "check_location", "remove_dead_temps", "resolve"]

@@ -1,0 +1,113 @@
+"""``sardata bench loader``: samples/s and peak RSS of three ways to feed the same training samples, same run.
+
+(a) **raw**: the original JPEG files → PIL decode → /255 → GR on the CPU, one sample at a time (what a trainer does
+    without shards); (b) **webdataset**: stock ``webdataset.WebDataset`` over the same shards, decoding ``img.npy``,
+    the precomputed ``gr.npy`` and ``cls``; (c) **sardata**: :class:`~sardata.stream.dataset.ShardIterable` with the
+    same fields. Each with 0 and 2 DataLoader workers, each in a fresh process so its peak RSS (``VmHWM`` of the
+    main process) is its own; throughput is steady state (timed from the first delivered item, which is not
+    counted, so worker start-up is excluded). The data are the synthetic demo chips (ingest + build-shards with GR),
+    at two sizes to show RSS stays flat.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+def _hwm_mb() -> float:
+    text = Path("/proc/self/status").read_text()
+    return int(re.search(r"VmHWM:\s+(\d+) kB", text).group(1)) / 1024
+
+
+def _raw_iter(root: Path):
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from sardata.features.gr import gr_maps
+
+    torch.set_num_threads(1)
+    for path in sorted(root.rglob("*.jpeg")):
+        img = np.asarray(Image.open(path), dtype=np.float32) / 255
+        yield img, gr_maps(torch.from_numpy(img)[None, None])[0]
+
+
+def _child(kind: str, data: str, workers: int, batch: int) -> None:
+    """Run one configuration and print ``samples seconds peak_rss_mb`` (executed in a fresh interpreter)."""
+    import torch
+    from torch.utils.data import DataLoader, IterableDataset
+
+    torch.set_num_threads(1)
+    root = Path(data)
+    if kind == "raw":
+
+        class Raw(IterableDataset):
+            def __iter__(self):
+                info = torch.utils.data.get_worker_info()
+                for i, item in enumerate(_raw_iter(root / "data" / "jpeg")):
+                    if info is None or i % info.num_workers == info.id:
+                        yield item
+
+        loader = DataLoader(Raw(), batch_size=None, num_workers=workers)
+    elif kind == "webdataset":
+        import webdataset as wds
+
+        urls = sorted(str(p) for p in (root / "ds" / "shards").glob("*.tar"))
+        stock = wds.WebDataset(urls, shardshuffle=False, empty_check=False, workersplitter=wds.split_by_worker)
+        loader = DataLoader(stock.decode().to_tuple("img.npy", "gr.npy", "cls"), batch_size=None, num_workers=workers)
+    else:
+        from sardata.stream.dataset import ShardIterable
+
+        ds = ShardIterable(root / "ds", batch, split=None, num_workers=workers, shuffle=False, collate_fn=list)
+        loader = DataLoader(ds, batch_size=None, num_workers=workers)
+    # steady state: the clock starts when the first item arrives (worker start-up excluded), that item not counted
+    n, t0 = 0, None
+    for item in loader:
+        if t0 is None:
+            t0 = time.perf_counter()
+            continue
+        n += len(item) if kind == "sardata" else 1  # sardata yields batches (lists of samples), the others samples
+    print(n, time.perf_counter() - t0, _hwm_mb())
+
+
+def _measure(kind: str, data: Path, workers: int, batch: int = 8) -> dict[str, Any]:
+    """One configuration in a fresh interpreter, so its peak RSS is its own."""
+    code = f"from sardata.bench.stream import _child; _child({kind!r}, {str(data)!r}, {workers}, {batch})"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=1800)
+    if out.returncode:
+        raise RuntimeError(f"bench {kind} with {workers} workers failed: {out.stderr.strip()[-800:]}")
+    n, secs, hwm = out.stdout.split()[-3:]
+    return {"kind": kind, "workers": workers, "samples": int(n), "samples_per_s": int(n) / float(secs),
+            "peak_rss_mb": float(hwm)}  # fmt: skip
+
+
+def make_data(root: Path, per_class: int) -> Path:
+    """Demo chips (JPEG layout) → ingest → shards with precomputed GR."""
+    from sardata.ingest import ingest
+    from sardata.shards.build import BuildConfig, build_shards
+    from sardata.sim.sar_targets import write_demo_dataset
+
+    write_demo_dataset(root / "data", per_class=per_class, size=64)
+    ingest("mstar", root / "data" / "jpeg", root / "ingest", workers=2)
+    build_shards([root / "ingest"], root / "ds", BuildConfig(targets=("gr",), max_shard_bytes=16 << 20), workers=2)
+    return root
+
+
+def bench_loader(per_class: int = 32, grow: int = 10, workers: tuple[int, ...] = (0, 2)) -> dict[str, Any]:
+    """Rows for every (pipeline, workers) plus the sardata loader's RSS on a ``grow``× larger dataset."""
+    tmp = Path(tempfile.mkdtemp(prefix="sardata-bench-loader-"))
+    try:
+        small = make_data(tmp / "small", per_class)
+        rows = [_measure(kind, small, w) for w in workers for kind in ("raw", "webdataset", "sardata")]
+        large = make_data(tmp / "large", per_class * grow)
+        big = _measure("sardata", large, workers[-1])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {"rows": rows, "grown": big, "grow": grow}
