@@ -195,3 +195,37 @@ def test_torchrun_gloo_two_ranks_two_workers_three_epochs(ds: Path, tmp_path: Pa
         single = keys_of(ShardIterable(ds, 6, seed=4, epoch=e))
         assert [a + b for a, b in zip(per_rank[0], per_rank[1], strict=True)] == single
     assert ranks[0]["epochs"][0] != ranks[0]["epochs"][1]
+
+
+def test_order_quotas_and_interleave() -> None:
+    from sardata.stream.order import mixed_sequence, quotas
+
+    assert quotas([0.5, 0.3, 0.2], 10) == [5, 3, 2] and quotas([1, 1, 1], 10) == [4, 3, 3]
+    assert quotas([2, 1], 7) == [5, 2]  # 4.67 / 2.33: the larger remainder gets the extra one
+    seq = mixed_sequence([3, 1], epoch=2)
+    assert seq == [(0, 6), (0, 7), (1, 2), (0, 8)]  # (j + 0.5) / n_s: 1/6, 1/2 (tie: source 0 first), 5/6
+    with pytest.raises(ConfigError):
+        quotas([0, 0], 4)
+
+
+def test_weighted_mixing_follows_quotas_streams_and_resume(ds: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    build_shards([ds.parent / "ingest"], other, BuildConfig(where="label_name == 't72'", max_shard_samples=2))
+    mix = ShardIterable([ds, other], 5, weights=[0.6, 0.4], epoch_size=20, seed=7)
+    assert mix.quota == [12, 8] and len(mix) == 4
+    epochs = []
+    for e in range(3):
+        mix.set_epoch(e)
+        epochs.append([k for b in mix for k in b["__key__"]])
+    for keys in epochs:
+        assert len(keys) == 20 and sum("t72" in k for k in keys) >= 8
+    # the small source (7 train t72 chips) restarts its own stream: over 3 epochs its 24 draws cover it > 3 times
+    t72 = collections.Counter(k for keys in epochs for k in keys[:20] if k in {r.key for r in mix.indexes[1].rows})
+    assert set(t72) == {r.key for r in mix.indexes[1].rows}
+    mix.set_epoch(1)
+    state = mix.state_dict(step=2)
+    again = ShardIterable([ds, other], 5, weights=[0.6, 0.4], epoch_size=20, seed=7)
+    again.load_state_dict(state)
+    assert [k for b in again for k in b["__key__"]] == epochs[1][10:]
+    with pytest.raises(LoaderStateError, match="weights"):
+        ShardIterable([ds, other], 5, weights=[0.5, 0.5], epoch_size=20, seed=7).load_state_dict(state)

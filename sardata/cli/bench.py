@@ -86,7 +86,7 @@ def bench_build_shards_cmd(
 
 @app.command("loader")
 def bench_loader_cmd(
-    per_class: Annotated[int, typer.Option(help="Demo chips per class and split (x8 samples).")] = 32,
+    per_class: Annotated[int, typer.Option(help="Demo chips per class and split (x8 samples).")] = 64,
     grow: Annotated[int, typer.Option(help="Factor for the RSS-flatness check.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
@@ -98,7 +98,9 @@ def bench_loader_cmd(
         typer.echo(json.dumps(r, indent=2))
         return
     base = {(row["kind"], row["workers"]): row["samples_per_s"] for row in r["rows"]}
-    typer.echo(f"{r['rows'][0]['samples']} samples (demo chips 64 px, GR precomputed in shards)")
+    from sardata.bench.stream import EPOCHS, SIZE
+
+    typer.echo(f"{r['rows'][0]['samples']} samples timed over {EPOCHS} epochs (demo chips {SIZE} px, GR in shards)")
     typer.echo(f"  {'pipeline':<12}{'workers':>8}{'samples/s':>12}{'peak RSS MB':>13}{'vs raw':>9}{'vs wds':>9}")
     for row in r["rows"]:
         w = row["workers"]

@@ -31,7 +31,7 @@ from sardata.errors import ConfigError, LoaderStateError
 from sardata.manifest.io import read_card, read_table
 from sardata.manifest.schema import SCHEMA_VERSION
 from sardata.shards.reader import decode_field
-from sardata.stream.order import Plan, epoch_permutation
+from sardata.stream.order import Plan, epoch_permutation, mixed_sequence, quotas
 
 
 @dataclass
@@ -131,11 +131,16 @@ def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 class ShardIterable(IterableDataset):
-    """Streams per-rank batches of one view with exact length, equal batches per rank and arithmetic resume."""
+    """Streams per-rank batches of one view with exact length, equal batches per rank and arithmetic resume.
+
+    ``root`` may be a list of datasets, mixed with ``weights`` (default: proportional to size) over an epoch of
+    ``epoch_size`` samples (default: their total): integer quotas by largest remainder, each source following its
+    own permutation stream across epochs, interleaved evenly (``data-contract.md`` §5.9).
+    """
 
     def __init__(
         self,
-        root: str | os.PathLike[str],
+        root: str | os.PathLike[str] | list[str | os.PathLike[str]],
         global_batch: int,
         *,
         split: str | None = "train",
@@ -152,13 +157,26 @@ class ShardIterable(IterableDataset):
         collate_fn: Callable[[list[dict[str, Any]]], Any] = collate,
         base_url: str | None = None,
         cache: Any = None,
+        weights: list[float] | None = None,
+        epoch_size: int | None = None,
     ) -> None:
         if world_size is None or rank is None:
             dist = torch.distributed.is_available() and torch.distributed.is_initialized()
             world_size = torch.distributed.get_world_size() if dist else 1
             rank = torch.distributed.get_rank() if dist else 0
-        self.index = ShardIndex(root, split, view, base_url, cache)
-        self.plan = Plan(len(self.index), global_batch, world_size, num_workers, pad)
+        roots = list(root) if isinstance(root, (list, tuple)) else [root]
+        self.indexes = [ShardIndex(r, split, view, base_url, cache) for r in roots]
+        self.index = self.indexes[0]
+        self.mixed = len(roots) > 1 or weights is not None
+        sizes = [len(i) for i in self.indexes]
+        self.weights = list(weights) if weights is not None else [float(n) for n in sizes]
+        if len(self.weights) != len(roots):
+            raise ConfigError(f"{len(self.weights)} weights for {len(roots)} datasets")
+        if any(n == 0 and w > 0 for n, w in zip(sizes, self.weights, strict=True)):
+            raise ConfigError("a mixed dataset with positive weight has no samples in this view")
+        total = (epoch_size or sum(sizes)) if self.mixed else sizes[0]
+        self.quota = quotas(self.weights, total) if self.mixed else [total]
+        self.plan = Plan(total, global_batch, world_size, num_workers, pad)
         self.rank, self.seed, self.epoch = rank, seed, epoch
         self.shuffle, self.block_shards = shuffle, block_shards
         self.transform, self.collate_fn = transform, collate_fn
@@ -170,9 +188,28 @@ class ShardIterable(IterableDataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch, self.start_step = epoch, 0
 
-    def permutation(self, epoch: int | None = None) -> np.ndarray:
-        return epoch_permutation(self.index.shard_sizes, self.seed, self.epoch if epoch is None else epoch,
-                                 self.block_shards, self.shuffle)  # fmt: skip
+    def permutation(self, epoch: int | None = None, source: int = 0) -> np.ndarray:
+        stream = source if self.mixed else None
+        return epoch_permutation(self.indexes[source].shard_sizes, self.seed, self.epoch if epoch is None else epoch,
+                                 self.block_shards, self.shuffle, stream)  # fmt: skip
+
+    def resolver(self, epoch: int) -> Callable[[int], tuple[ShardIndex, int]]:
+        """Map a position of epoch ``epoch``'s global sequence to (dataset index, row)."""
+        if not self.mixed:
+            perm = self.permutation(epoch)
+            return lambda i: (self.index, int(perm[i]))
+        seq = mixed_sequence(self.quota, epoch)
+        perms: dict[tuple[int, int], np.ndarray] = {}
+
+        def resolve(i: int) -> tuple[ShardIndex, int]:
+            source, pos = seq[i]
+            n = len(self.indexes[source])
+            key = (source, pos // n)  # the source's own epoch: it restarts when exhausted
+            if key not in perms:
+                perms[key] = self.permutation(key[1], source)
+            return self.indexes[source], int(perms[key][pos % n])
+
+        return resolve
 
     def __iter__(self) -> Iterator[Any]:
         info = get_worker_info()
@@ -182,25 +219,28 @@ class ShardIterable(IterableDataset):
                 f"DataLoader has {n} workers but the dataset was built for num_workers={self.plan.num_workers}; "
                 "pass the same number to both"
             )
-        perm = self.permutation()
         epoch, start = self.epoch, self.start_step
+        locate = self.resolver(epoch)
         self.epoch, self.start_step = epoch + 1, 0  # the next iter() is the next epoch (persistent workers)
         try:
             for step in self.plan.worker_steps(worker, start):
                 batch = []
                 for slot in self.plan.slots(step, self.rank):
-                    sample = self.index.read(int(perm[slot.index]))
+                    index, row = locate(slot.index)
+                    sample = index.read(row)
                     sample.update(valid=slot.valid, __index__=slot.position, __epoch__=epoch)
                     batch.append(self.transform(sample) if self.transform else sample)
                 yield self.collate_fn(batch)
         finally:
-            self.index.close()
+            for index in self.indexes:
+                index.close()
 
     # ------------------------------------------------------------------ resume
     def state_dict(self, step: int) -> dict[str, Any]:
         """Loader state after ``step`` completed global steps of the current epoch."""
         return {
-            "manifest_hash": self.index.manifest_hash, "selection": self.index.selection, "seed": self.seed,
+            "manifest_hash": "|".join(i.manifest_hash for i in self.indexes), "selection": self.index.selection,
+            "weights": self.weights if self.mixed else None, "epoch_size": self.plan.n_samples, "seed": self.seed,
             "epoch": self.epoch, "step": int(step), "global_batch": self.plan.global_batch, "pad": self.plan.pad,
             "shuffle": self.shuffle, "block_shards": self.block_shards, "schema_version": SCHEMA_VERSION,
         }  # fmt: skip

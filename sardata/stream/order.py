@@ -35,19 +35,21 @@ class Slot:
 
 
 def epoch_permutation(shard_sizes: Sequence[int], seed: int, epoch: int, block_shards: int = 4,
-                      shuffle: bool = True) -> np.ndarray:  # fmt: skip
-    """π_e as an array of flat sample indices (into the concatenation of shards in manifest order)."""
+                      shuffle: bool = True, stream: int | None = None) -> np.ndarray:  # fmt: skip
+    """π_e as an array of flat sample indices (into the concatenation of shards in manifest order). ``stream``
+    separates the permutation streams of mixed sources (appended to every SeedSequence)."""
+    salt = [] if stream is None else [stream]
     sizes = np.asarray(shard_sizes, dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     if not shuffle:
         return np.arange(int(sizes.sum()), dtype=np.int64)
-    shard_order = np.random.default_rng(np.random.SeedSequence([seed, epoch, 0])).permutation(len(sizes))
+    shard_order = np.random.default_rng(np.random.SeedSequence([seed, epoch, 0, *salt])).permutation(len(sizes))
     out = []
     for block, first in enumerate(range(0, len(shard_order), block_shards)):
         members = np.concatenate(
             [np.arange(starts[s], starts[s] + sizes[s]) for s in shard_order[first : first + block_shards]]
         )
-        rng = np.random.default_rng(np.random.SeedSequence([seed, epoch, 1, block]))
+        rng = np.random.default_rng(np.random.SeedSequence([seed, epoch, 1, block, *salt]))
         out.append(members[rng.permutation(len(members))])
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
@@ -110,3 +112,24 @@ class Plan:
         """Steps served by ``worker``: ``start_step + worker``, then every n-th — ``t ≡ i (mod n)`` for a fresh
         epoch; after a resume at ``start_step`` the DataLoader's round robin still yields steps in order."""
         return iter(range(start_step + worker, self.steps, max(1, self.num_workers)))
+
+
+def quotas(weights: Sequence[float], epoch_size: int) -> list[int]:
+    """Integer per-source counts summing to ``epoch_size``, by largest remainder of ``w_s · E`` (ties: first)."""
+    w = np.asarray(weights, dtype=np.float64)
+    if (w < 0).any() or w.sum() <= 0:
+        raise ConfigError(f"mixing weights {list(weights)} must be non-negative with a positive sum")
+    exact = w / w.sum() * epoch_size
+    base = np.floor(exact).astype(int)
+    order = sorted(range(len(w)), key=lambda s: (-(exact[s] - base[s]), s))
+    for s in order[: epoch_size - int(base.sum())]:
+        base[s] += 1
+    return base.tolist()
+
+
+def mixed_sequence(quota: Sequence[int], epoch: int) -> list[tuple[int, int]]:
+    """The mixed epoch as (source, position in that source's stream): source s contributes items
+    ``epoch·q_s + j`` for j < q_s, interleaved by sorting ``(j + 0.5) / q_s`` (ties by source index)."""
+    items = [((j + 0.5) / q, s, epoch * q + j) for s, q in enumerate(quota) for j in range(q)]
+    items.sort(key=lambda t: (t[0], t[1]))
+    return [(s, pos) for _, s, pos in items]
