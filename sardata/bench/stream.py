@@ -68,7 +68,9 @@ def _child(kind: str, data: str, workers: int, batch: int) -> None:
     else:
         from sardata.stream.dataset import ShardIterable
 
-        ds = ShardIterable(root / "ds", batch, split=None, num_workers=workers, shuffle=False, collate_fn=list)
+        ds = ShardIterable(
+            root / "ds", batch, split=None, num_workers=workers, shuffle=False
+        )  # tensors, as trainers use
         loader = DataLoader(ds, batch_size=None, num_workers=workers)
     # steady state: the clock starts when the first item arrives (worker start-up excluded), that item not counted
     n, t0 = 0, None
@@ -79,7 +81,7 @@ def _child(kind: str, data: str, workers: int, batch: int) -> None:
             if t0 is None:
                 t0 = time.perf_counter()
                 continue
-            n += len(item) if kind == "sardata" else 1  # sardata yields batches (lists of samples), others samples
+            n += len(item["__key__"]) if kind == "sardata" else 1  # sardata yields collated batches, others samples
     print(n, time.perf_counter() - t0, _hwm_mb())
 
 
