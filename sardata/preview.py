@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from sardata.manifest.io import read_table
+from sardata.radiometry import gr_input
 from sardata.store import load_arrays
 
 
@@ -50,28 +51,15 @@ def sample_sheet(root: str | os.PathLike[str], out: str | os.PathLike[str], per_
     return out
 
 
-def to_unit_range(img: np.ndarray, scale: str | None) -> np.ndarray:
-    """A 2-D float32 image in [0, 1] for GR: 8-bit data / 255; linear data / its own maximum (preview only —
-    GR is not scale-invariant, so training views use the manifest's normalisation policy instead)."""
-    plane = img[0].astype(np.float32)
-    if scale == "uint8" or img.dtype == np.uint8:
-        return plane / 255.0
-    peak = float(plane.max())
-    return plane / peak if peak > 0 else plane
-
-
 def _load_for_gr(source: Path, n: int) -> list[tuple[str, np.ndarray]]:
     """(label, [0,1] image) pairs from an ingest directory or from image files."""
     if source.is_dir():
-        df = read_table(source / "samples.parquet", "samples").select(["key", "store_path", "scale"]).to_pandas()
-        return [
-            (row.key, to_unit_range(load_arrays(source, row.store_path)["img"], row.scale))
-            for row in df.head(n).itertuples()
-        ]
+        df = read_table(source / "samples.parquet", "samples").select(["key", "store_path"]).to_pandas()
+        return [(row.key, gr_input(load_arrays(source, row.store_path)["img"])) for row in df.head(n).itertuples()]
     from sardata.sources._image import decode_image
 
     img, _ = decode_image(source.read_bytes())
-    return [(source.name, to_unit_range(img, "uint8"))]
+    return [(source.name, gr_input(img))]
 
 
 def gr_sheet(sources: list[str | os.PathLike[str]], out: str | os.PathLike[str], n: int = 4) -> Path:

@@ -76,3 +76,13 @@ def from_unit_magnitude(m: np.ndarray, ref: float, radiometry: str, scale: str) 
     if scale == "linear" and radiometry in POWER:
         return a * a
     return a
+
+
+def gr_input(img: np.ndarray) -> np.ndarray:
+    """First channel of an image in [0, 1] for GR when no normalisation policy was applied: 8-bit data / 255,
+    radiometric data / its own maximum (the documented default of build-shards and the previews)."""
+    plane = img[0].astype(np.float32)
+    if img.dtype == np.uint8:
+        return plane / np.float32(255)
+    peak = float(plane.max())
+    return plane / np.float32(peak) if peak > 0 else plane

@@ -58,13 +58,13 @@ def _child(kind: str, data: str, workers: int, batch: int) -> None:
                     if info is None or i % info.num_workers == info.id:
                         yield item
 
-        loader = DataLoader(Raw(), batch_size=None, num_workers=workers)
+        loader = DataLoader(Raw(), batch_size=batch, num_workers=workers)
     elif kind == "webdataset":
         import webdataset as wds
 
         urls = sorted(str(p) for p in (root / "ds" / "shards").glob("*.tar"))
         stock = wds.WebDataset(urls, shardshuffle=False, empty_check=False, workersplitter=wds.split_by_worker)
-        loader = DataLoader(stock.decode().to_tuple("img.npy", "gr.npy", "cls"), batch_size=None, num_workers=workers)
+        loader = DataLoader(stock.decode().to_tuple("img.npy", "gr.npy", "cls"), batch_size=batch, num_workers=workers)
     else:
         from sardata.stream.dataset import ShardIterable
 
@@ -81,11 +81,11 @@ def _child(kind: str, data: str, workers: int, batch: int) -> None:
             if t0 is None:
                 t0 = time.perf_counter()
                 continue
-            n += len(item["__key__"]) if kind == "sardata" else 1  # sardata yields collated batches, others samples
+            n += len(item["__key__"]) if kind == "sardata" else len(item[0])  # every pipeline delivers batches
     print(n, time.perf_counter() - t0, _hwm_mb())
 
 
-def _measure(kind: str, data: Path, workers: int, batch: int = 8) -> dict[str, Any]:
+def _measure(kind: str, data: Path, workers: int, batch: int = 32) -> dict[str, Any]:
     """One configuration in a fresh interpreter, so its peak RSS is its own."""
     code = f"from sardata.bench.stream import _child; _child({kind!r}, {str(data)!r}, {workers}, {batch})"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=1800)
@@ -102,7 +102,7 @@ def make_data(root: Path, per_class: int) -> Path:
     from sardata.shards.build import BuildConfig, build_shards
     from sardata.sim.sar_targets import write_demo_dataset
 
-    write_demo_dataset(root / "data", per_class=per_class, size=SIZE)
+    write_demo_dataset(root / "data", per_class=per_class, size=SIZE, nonsquare=False)  # stackable batches
     ingest("mstar", root / "data" / "jpeg", root / "ingest", workers=2)
     build_shards([root / "ingest"], root / "ds", BuildConfig(targets=("gr",), max_shard_bytes=16 << 20), workers=2)
     return root

@@ -39,7 +39,7 @@ import pyarrow as pa
 import sardata
 from sardata._atomic import atomic_path, remove_stale_temps, sha256_file
 from sardata.config import config_sha256
-from sardata.errors import ConfigError, SardataError, ShardIntegrityError
+from sardata.errors import ConfigError, ShardIntegrityError
 from sardata.manifest import splits as splitlib
 from sardata.manifest.io import CARD_NAME, read_card, read_table, write_card, write_table
 from sardata.manifest.schema import SAMPLES, SCHEMA_VERSION, SHARDS, SOURCES
@@ -239,16 +239,6 @@ def _center_crop(arr: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
-def unit_range(img: np.ndarray) -> np.ndarray:
-    """First channel scaled to [0, 1] for GR when no normalisation policy is configured: 8-bit / 255;
-    radiometric data / its maximum."""
-    plane = img[0].astype(np.float32)
-    if img.dtype == np.uint8:
-        return plane / np.float32(255)
-    peak = float(plane.max())
-    return plane / np.float32(peak) if peak > 0 else plane
-
-
 def _sample_fields(row: Any, cfg: BuildConfig) -> tuple[dict[str, bytes], dict[str, Any]]:
     """All members of one output sample, and its per-sample extra columns (``x_*``)."""
     arrays = load_arrays(row.ingest_root, row.store_path)
@@ -280,7 +270,9 @@ def _sample_fields(row: Any, cfg: BuildConfig) -> tuple[dict[str, bytes], dict[s
             raise ConfigError(
                 f"{row.key}: GR needs one channel, the image has {img.shape[0]}; choose one with --channel"
             )
-        plane = img[0] if cfg.normalise else unit_range(img)
+        from sardata.radiometry import gr_input
+
+        plane = img[0] if cfg.normalise else gr_input(img)
         maps = gr_maps(torch.from_numpy(np.ascontiguousarray(plane))[None, None], keys=[row.key])[0].numpy()
         out["gr.npy"] = encode_npy(encode_gr(maps, cfg.gr_codec))
     if not pd.isna(row.label):
@@ -520,4 +512,4 @@ def _git_sha() -> str | None:
         return None
 
 
-__all__ = ["BuildConfig", "BuildResult", "build_shards", "SardataError"]
+__all__ = ["BuildConfig", "BuildResult", "build_shards"]

@@ -90,7 +90,9 @@ def to_display8(magnitude: np.ndarray, dynamic_range_db: float = 50.0) -> np.nda
     return np.clip((db - (top - dynamic_range_db)) / dynamic_range_db * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
-def write_demo_dataset(out: str | Path, per_class: int = 24, seed: int = 0, size: int = 64) -> dict[str, int]:
+def write_demo_dataset(
+    out: str | Path, per_class: int = 24, seed: int = 0, size: int = 64, nonsquare: bool = True
+) -> dict[str, int]:
     """Write the demo as MSTAR raw Phoenix chips and as an ``MSTAR-10``-style JPEG folder.
 
     Layout::
@@ -98,7 +100,8 @@ def write_demo_dataset(out: str | Path, per_class: int = 24, seed: int = 0, size
         <out>/raw/MSTAR_SARDATA_DEMO/{TRAIN/17_DEG,TEST/15_DEG}/<T>/SN_<serial>/HB<n>.0<cc>
         <out>/jpeg/MSTAR-10/{train,test}/<T>/hb<n>.jpeg
 
-    One class in three gets a non-square chip (``size × size+1``) to keep odd shapes exercised.
+    One class in three gets a non-square chip (``size × size+1``) to keep odd shapes exercised
+    (``nonsquare=False`` makes every chip square, e.g. for benchmarks that stack batches).
     Returns the number of files written per layout.
     """
     from PIL import Image
@@ -108,7 +111,7 @@ def write_demo_dataset(out: str | Path, per_class: int = 24, seed: int = 0, size
     out = Path(out)
     counts = {"raw": 0, "jpeg": 0}
     for ci, shape in enumerate(SHAPES):
-        width = size + (1 if ci % 3 == 1 else 0)
+        width = size + (1 if nonsquare and ci % 3 == 1 else 0)
         for si, (split, depression) in enumerate(SPLITS):
             raw_dir = (
                 out
