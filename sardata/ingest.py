@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 
 import sardata
-from sardata._atomic import atomic_path, remove_stale_temps
+from sardata._atomic import atomic_path, remove_stale_temps, sha256_file
 from sardata.config import canonical_json, config_sha256
 from sardata.errors import ConfigError, RejectFile, SkipFile, SourceNotFoundError, TooManyErrorsError
 from sardata.manifest.io import read_table, write_card, write_table
@@ -223,11 +223,7 @@ def _read_and_hash(task: _Task, whole: bool = True) -> tuple[bytes | None, str |
             with open(task.path, "rb") as fh:
                 data = fh.read()
             return data, hashlib.sha256(data).hexdigest()
-        h = hashlib.sha256()
-        with open(task.path, "rb") as fh:
-            while block := fh.read(1 << 20):
-                h.update(block)
-        return None, h.hexdigest()
+        return None, sha256_file(task.path)
     except OSError:
         return None, None
 
@@ -443,8 +439,6 @@ def _resolve_key_collisions(samples: pa.Table, source_id: str) -> pa.Table:
 def _card(
     out: Path, samples: pa.Table, sources: pa.Table, source: Source, config: dict, cfg_sha: str, root: str
 ) -> dict:
-    from sardata._atomic import sha256_file
-
     df = samples.select(["split", "label_name"]).to_pandas()
     status = Counter(sources.column("status").to_pylist())
     return {

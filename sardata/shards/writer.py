@@ -16,7 +16,7 @@ import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sardata._atomic import atomic_path
+from sardata._atomic import atomic_path, sha256_file
 from sardata.errors import ShardIntegrityError
 
 BLOCK = 512
@@ -81,12 +81,8 @@ def write_shard(path: str | os.PathLike[str], samples: list[tuple[str, dict[str,
                 rec.nbytes = tf.offset - rec.offset
                 rec.sha256 = h.hexdigest()
                 records.append(rec)
-        digest = hashlib.sha256()
-        with open(tmp, "rb") as fh:
-            while block := fh.read(1 << 20):
-                digest.update(block)
-        nbytes = tmp.stat().st_size
-    return ShardResult(path, nbytes, digest.hexdigest(), records)
+        digest, nbytes = sha256_file(tmp), tmp.stat().st_size
+    return ShardResult(path, nbytes, digest, records)
 
 
 def read_member(path: str | os.PathLike[str], offset: int, size: int) -> bytes:
