@@ -9,6 +9,7 @@ adapter gets those guarantees for free and stays a small, testable decoder.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import typing
 from abc import ABC, abstractmethod
@@ -164,6 +165,17 @@ class Source(ABC):
         returns one :class:`Sample` per good member (with ``src_member`` set) and a :class:`MemberStatus` for
         each member it rejects or skips. A generator is consumed sample by sample and each sample is written
         before the next is read, so memory stays bounded for large scenes."""
+
+
+def parse_float(value: Any) -> float | None:
+    """Header / CSV / XML text (or a number) as a finite float; empty, malformed, NaN or Inf → None."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
 
 
 def _convert(value: str, hint: Any, what: str) -> Any:

@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from sardata.errors import ConfigError, RejectFile, SkipFile
-from sardata.sources._base import FileUnit, MemberStatus, Sample, Source
+from sardata.sources._base import FileUnit, MemberStatus, Sample, Source, parse_float
 from sardata.sources._image import decode_image
 from sardata.sources._sniff import sniff
 
@@ -216,7 +216,7 @@ class FUSARShip(Source):
         if hit is None:
             return
         line, row = hit
-        values = {k: _float(row.get(k)) for k in FLOAT_COLUMNS}
+        values = {k: parse_float(row.get(k)) for k in FLOAT_COLUMNS}
         pol = (row.get("polarmode") or "").strip()
         csv_folder = (row.get("path") or "").strip().replace("\\", "/").strip("/")
         meta |= {
@@ -342,14 +342,6 @@ def _norm_id(text: str) -> str:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]", "", text.lower())
-
-
-def _float(value: str | None) -> float | None:
-    try:
-        f = float(value) if value is not None and value.strip() else None
-    except ValueError:
-        return None
-    return f if f is not None and np.isfinite(f) else None
 
 
 def _decode_tiff(data: bytes) -> tuple[np.ndarray, dict[str, Any]]:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from sardata.errors import RejectFile, SkipFile
-from sardata.sources._base import FileUnit, Sample, Source
+from sardata.sources._base import FileUnit, Sample, Source, parse_float
 from sardata.sources._image import decode_image
 from sardata.sources._sniff import sniff
 
@@ -229,7 +229,7 @@ class MSTAR(Source):
         meta: dict = {
             "target_type": target,
             "serial": h.get("TargetSerNum"),
-            "measured_depression": _float(h.get("MeasuredDepression")),
+            "measured_depression": parse_float(h.get("MeasuredDepression")),
             "collection_date": h.get("CollectionDate"),
             "center_frequency": h.get("CenterFrequency"),
             "header_filename": h.get("Filename"),
@@ -238,7 +238,7 @@ class MSTAR(Source):
         folder_classes = {c for c in (canonical_class(x) for x in unit.parts[:-1]) if c}
         if folder_classes and label not in folder_classes:
             meta["warning"] = f"folder class {sorted(folder_classes)} disagrees with TargetType {target}"
-        depression = _float(h.get("DesiredDepression"))
+        depression = parse_float(h.get("DesiredDepression"))
         folder_deg = next((p.split("_")[0] for p in unit.parts if p.upper().endswith("_DEG")), None)
         if folder_deg is not None:
             meta["folder_depression"] = folder_deg
@@ -255,8 +255,11 @@ class MSTAR(Source):
                 "band": "X",
                 "pol": h.get("Polarization") or "HH",
                 "depression_deg": depression,
-                "azimuth_deg": _float(h.get("TargetAz")),
-                "pixel_spacing_m": [_float(h.get("RangePixelSpacing")), _float(h.get("CrossRangePixelSpacing"))],
+                "azimuth_deg": parse_float(h.get("TargetAz")),
+                "pixel_spacing_m": [
+                    parse_float(h.get("RangePixelSpacing")),
+                    parse_float(h.get("CrossRangePixelSpacing")),
+                ],
             },
             meta=meta,
         )
@@ -279,10 +282,3 @@ class MSTAR(Source):
             columns={"radiometry": "display8", "scale": "uint8", "sensor": "MSTAR", "band": "X", "pol": "HH"},
             meta=meta,
         )
-
-
-def _float(value: str | None) -> float | None:
-    try:
-        return float(value) if value not in (None, "") else None
-    except ValueError:
-        return None

@@ -27,7 +27,7 @@ import numpy as np
 from sardata.errors import RejectFile
 from sardata.manifest.keys import slugify
 from sardata.sources._archive import member_problem, open_zip
-from sardata.sources._base import FileUnit, MemberStatus, Sample, Source
+from sardata.sources._base import FileUnit, MemberStatus, Sample, Source, parse_float
 from sardata.sources._sniff import sniff
 
 CLASSES = ("Cargo", "Tanker", "Other Type", "Passenger", "Tug", "Law Enforcement", "Search and Rescue vessel")
@@ -136,7 +136,7 @@ class OpenSARShip(Source):
                 "sensor": "Sentinel-1",
                 "band": "C",
                 "pol": ",".join(pols),
-                "incidence_deg": _num(incidence),
+                "incidence_deg": parse_float(incidence),
             },  # fmt: skip
             meta=meta,
         )
@@ -211,11 +211,3 @@ def _read_tiff(data: bytes, name: str) -> np.ndarray:
             return ds.read()
     except Exception as exc:  # rasterio raises RasterioIOError, CPLE_* ...
         raise RejectFile("undecodable", f"{name}: {exc}") from exc
-
-
-def _num(value: Any) -> float | None:
-    try:
-        f = float(value)
-        return f if np.isfinite(f) else None
-    except (TypeError, ValueError):
-        return None
