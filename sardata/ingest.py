@@ -185,7 +185,6 @@ def _decode_into(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Run the adapter, streaming each sample's arrays into ``writer``; return sample rows and member rows."""
     rows: list[dict[str, Any]] = []
-    samples: list[Sample] = []
     others: list[MemberStatus] = []
     for item in source.read(FileUnit(task.rel, task.path, task.size, data)):
         if isinstance(item, MemberStatus):
@@ -195,14 +194,15 @@ def _decode_into(
         rows.append(_sample_row(source, task, sha, item, members, len(rows), uid))
         for name, blob in members.items():
             writer.add(name, blob)
-        samples.append(Sample({}, item.split, item.label_name, item.key_token, item.sub_index, item.src_member))
-    return rows, _member_rows(file_row, samples, others)
+    return rows, _member_rows(file_row, rows, others)
 
 
-def _member_rows(file_row: dict[str, Any], samples: list[Sample], others: list[MemberStatus]) -> list[dict[str, Any]]:
-    """``sources`` rows for the members of a container: ok per member that gave samples, plus the adapter's
-    other members (companions, rejected, skipped). Plain files (no ``src_member``) get none."""
-    ok = Counter(s.src_member for s in samples if s.src_member is not None)
+def _member_rows(
+    file_row: dict[str, Any], rows: list[dict[str, Any]], others: list[MemberStatus]
+) -> list[dict[str, Any]]:
+    """``sources`` rows for the members of a container: ok per member that gave samples (from the sample rows),
+    plus the adapter's other members (companions, rejected, skipped). Plain files (no ``src_member``) get none."""
+    ok = Counter(r["src_member"] for r in rows if r["src_member"] is not None)
     base = {**file_row, "bytes": None, "sha256": None, "error_type": None, "detail": None, "reason": None}
     out = [{**base, "src_member": m, "status": "ok", "n_samples": n} for m, n in sorted(ok.items())]
     for o in others:
