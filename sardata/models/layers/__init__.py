@@ -1,0 +1,1 @@
+"""Reusable layers: iRPE attention, patch embedding, LoRA fallback."""
