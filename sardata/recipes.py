@@ -36,6 +36,7 @@ class SourceCard:
     expected: dict[str, Any]
     splits: str
     notes: str = ""
+    synthetic: bool = False  # data described/written for this card is simulated (fixture generators, simulators)
 
     def __post_init__(self) -> None:
         from sardata.sources import get_source
@@ -67,11 +68,40 @@ class PipelineRecipe:
             raise ConfigError(f"pipeline {self.name}: no steps")
 
 
-KINDS: dict[str, type] = {"source-card": SourceCard, "pipeline": PipelineRecipe}
+@dataclass(frozen=True)
+class ModelPreset:
+    """``models/<name>.yaml``: a registry name, the constructor overrides it documents, and a short model card."""
+
+    kind: str
+    name: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+    card: dict[str, Any] = field(default_factory=dict)
 
 
-def load_yaml(path: str | os.PathLike[str]) -> Any:
-    """Parse a resource YAML into its dataclass (chosen by ``kind``)."""
+#: ``kind:`` → dataclass (or "module:Class", imported on use so reading a card never imports torch)
+KINDS: dict[str, type | str] = {
+    "source-card": SourceCard,
+    "pipeline": PipelineRecipe,
+    "model-preset": ModelPreset,
+    "pretrain": "sardata.train.pretrain:PretrainConfig",
+    "finetune": "sardata.train.finetune:FinetuneConfig",
+    "crossmode": "sardata.train.crossmode:CrossModeConfig",
+}
+
+
+def _kind_class(kind: str) -> type:
+    target = KINDS[kind]
+    if isinstance(target, str):
+        import importlib
+
+        module, name = target.split(":")
+        target = getattr(importlib.import_module(module), name)
+    return target
+
+
+def load_yaml(path: str | os.PathLike[str], overrides: list[str] | None = None) -> Any:
+    """Parse a resource YAML into its dataclass (chosen by ``kind``), after applying ``key=value`` overrides
+    (values parsed as YAML; ``a.b=v`` sets key ``b`` of mapping ``a``)."""
     import yaml
 
     path = Path(path)
@@ -81,10 +111,28 @@ def load_yaml(path: str | os.PathLike[str]) -> Any:
         raise ConfigError(f"{path}: cannot read YAML ({exc})") from exc
     if not isinstance(data, dict) or data.get("kind") not in KINDS:
         raise ConfigError(f"{path}: top-level `kind:` must be one of {sorted(KINDS)}")
+    for item in overrides or []:
+        apply_override(data, item)
     try:
-        return _build(KINDS[data["kind"]], data, str(path))
+        return _build(_kind_class(data["kind"]), data, str(path))
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
+
+
+def apply_override(data: dict[str, Any], item: str) -> None:
+    """Apply one ``key=value`` / ``a.b=value`` override in place (value parsed as YAML: numbers, lists, null)."""
+    import yaml
+
+    key, sep, raw = item.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"override {item!r}: expected key=value (e.g. epochs=5 or model_overrides.depth=4)")
+    parts = key.split(".")
+    node = data
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {item!r}: {p} is not a mapping")
+    node[parts[-1]] = yaml.safe_load(raw)
 
 
 def _build(cls: type, data: Any, where: str) -> Any:

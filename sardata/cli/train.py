@@ -1,7 +1,86 @@
-"""``sardata train``: trainers arrive with the SAR-JEPA and radar issues (#7, #8)."""
+"""``sardata train``: pretraining, few-shot fine-tuning / linear probing and evaluation, over streaming shards."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
-app = typer.Typer(help="Streaming trainers (SAR-JEPA, RadarPos) - not in this version yet.")
+app = typer.Typer(help="Streaming trainers: SAR-JEPA / MAE / LoMaR pretraining, few-shot fine-tune and probe, eval.")
+
+Recipe = Annotated[Path, typer.Option("--recipe", "-r", help="pipelines/<name>.yaml", exists=True, dir_okay=False)]
+Set = Annotated[list[str] | None, typer.Option("--set", "-s", help="override a recipe key: key=value or a.b=value")]
+
+
+def _bar(desc: str):  # noqa: ANN202 - returns the tqdm-backed callback
+    from tqdm import tqdm
+
+    state: dict = {}
+
+    def update(done: int, total: int, info: dict) -> None:
+        bar = state.get("bar")
+        if bar is None:
+            bar = state["bar"] = tqdm(total=total, desc=desc, unit="step", initial=done - 1)
+        bar.n = done
+        bar.set_postfix({k: f"{v:.4g}" if isinstance(v, float) else v for k, v in info.items()}, refresh=False)
+        bar.refresh()
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+@app.command("pretrain")
+def pretrain_cmd(
+    recipe: Recipe,
+    out: Annotated[Path, typer.Option("--out", "-o", help="run directory (checkpoints, metrics.jsonl, tb/)")],
+    set_: Set = None,
+    resume: Annotated[bool, typer.Option(help="continue from OUT/checkpoints/last.pt when it exists")] = True,
+) -> None:
+    """Self-supervised pretraining (`kind: pretrain` recipe); run under torchrun for DDP."""
+    from sardata.recipes import load_yaml
+    from sardata.train.pretrain import pretrain
+
+    cfg = load_yaml(recipe, set_)
+    res = pretrain(cfg, out, resume=resume, progress=_bar(f"pretrain {cfg.name}"))
+    typer.echo(f"{res.out}: {res.steps} steps ({res.epochs_done:.2f} epochs), last loss {res.last_loss:.5f}, "
+               f"{res.images_per_s:.1f} img/s" + (f", resumed from step {res.resumed_from}" if res.resumed_from else ""))  # fmt: skip
+
+
+@app.command("finetune")
+def finetune_cmd(
+    recipe: Recipe,
+    out: Annotated[Path, typer.Option("--out", "-o", help="results directory")],
+    set_: Set = None,
+    checkpoint: Annotated[Path | None, typer.Option(help="pretraining checkpoint (overrides the recipe's)")] = None,
+) -> None:
+    """Few-shot fine-tuning or linear probing over the few-shot views (`kind: finetune` recipe, or a radar
+    `kind: crossmode` recipe for the cross-mode LoRA table)."""
+    from sardata.recipes import load_yaml
+
+    extra = list(set_ or []) + ([f"checkpoint={checkpoint}"] if checkpoint else [])
+    cfg = load_yaml(recipe, extra)
+    if cfg.kind == "crossmode":
+        from sardata.train.crossmode import run_crossmode
+
+        res = run_crossmode(cfg, out, progress=_bar(f"crossmode {cfg.name}"))
+    else:
+        from sardata.train.finetune import run_fewshot
+
+        res = run_fewshot(cfg, out, progress=_bar(f"{cfg.protocol} {cfg.name}"))
+    typer.echo((Path(out) / "summary.md").read_text())
+    typer.echo(f"{len(res.rows)} runs → {Path(out) / 'results.jsonl'}")
+
+
+@app.command("eval")
+def eval_cmd(
+    checkpoint: Annotated[Path, typer.Argument(help="classifier checkpoint (finetune with save_models=true)")],
+    data: Annotated[Path, typer.Option("--data", "-d", help="shard directory")],
+    split: Annotated[str, typer.Option(help="split to evaluate")] = "test",
+) -> None:
+    """Accuracy and macro-F1 of a fine-tuned checkpoint on one split."""
+    from sardata.train.finetune import evaluate
+
+    typer.echo(json.dumps(evaluate(checkpoint, str(data), split), indent=1))

@@ -48,14 +48,21 @@ class ShardIndex:
 
     def __init__(self, root: str | os.PathLike[str], split: str | None = "train", view: str | None = None,
                  base_url: str | None = None, cache: Any = None) -> None:  # fmt: skip
-        self.root = Path(root)
+        from sardata.manifest.relocate import locate
+
+        self.root, base_url, cache = locate(root, base_url, cache)  # URL roots, the card's base_url
         card = read_card(self.root)
         self.card = card
         shards = read_table(self.root / "shards.parquet", "shards").to_pylist()
         cols = ["key", "shard", "shard_pos", "members", "label", "split"] + ([view] if view else [])
-        samples = read_table(self.root / "samples.parquet", "samples").select(cols).to_pandas()
-        if split is not None:
-            samples = samples[samples["split"] == split]
+        table = read_table(self.root / "samples.parquet", "samples")
+        if view is not None and view not in table.column_names:
+            views = sorted(c for c in table.column_names if c.startswith("split_"))
+            raise ConfigError(f"{self.root}: no view {view!r}; this build has {views or 'no views'} "
+                              "(add it with build-shards --shots/--seeds/--long-tail)")  # fmt: skip
+        samples = table.select(cols).to_pandas()
+        if split is not None:  # one split value, or a comma list ("train,pool,unlabelled": everything but test)
+            samples = samples[samples["split"].isin(split.split(","))]
         if view is not None:
             samples = samples[samples[view] == "train"]
         order = {s["shard"]: i for i, s in enumerate(shards)}
@@ -85,9 +92,14 @@ class ShardIndex:
         info = self.shard_info[shard]
         if self.base_url is None and self.cache is None:
             return self.root / info["path"]
-        from sardata.stream.remote import resolve
+        from sardata.stream.remote import ShardCache, _local_file, resolve
 
         url = resolve(self.base_url or str(self.root), info["path"])
+        if self.cache is None:
+            local = _local_file(url)
+            if local is not None:
+                return local  # a relocated local dataset is read in place
+            self.cache = ShardCache()
         return self.cache.local_path(url, info["sha256"], info["bytes"])
 
     def read(self, i: int) -> dict[str, Any]:
@@ -106,7 +118,7 @@ class ShardIndex:
 
     def close(self) -> None:
         """Close the shard files kept open for sequential reads."""
-        while self._handles:
+        while getattr(self, "_handles", None):  # also after a failed __init__ (called from __del__)
             self._handles.popitem()[1].close()
 
     def __del__(self) -> None:
