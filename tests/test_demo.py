@@ -14,7 +14,7 @@ from sardata.sim.sar_targets import SHAPES, render_chip
 
 
 def test_demo_end_to_end(tmp_path: Path) -> None:
-    result = run_demo(tmp_path, per_class=3, workers=1)
+    result = run_demo(tmp_path, per_class=3, workers=1, train=False)
     assert result.generated == {"raw": 24, "jpeg": 24}
     for layout in ("raw", "jpeg"):
         r = result.ingests[layout]
