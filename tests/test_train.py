@@ -19,7 +19,8 @@ import torch
 from sardata.errors import ConfigError, NonFiniteLossError
 from sardata.recipes import load_yaml
 from sardata.train.common import Dist, load_checkpoint
-from sardata.train.finetune import FinetuneConfig, aggregate, eval_view, run_fewshot, scores
+from sardata.train.finetune import FinetuneConfig, eval_view, run_fewshot
+from sardata.train.metrics import aggregate, scores
 from sardata.train.pretrain import PretrainConfig, _guard_finite, pretrain
 from sardata.train.schedule import fewshot_lr, warmup_cosine, warmup_step_decay
 

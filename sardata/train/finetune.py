@@ -22,7 +22,6 @@ Decisions where the spec is silent:
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ import torch.nn.functional as F
 from sardata.config import canonical_json, config_sha256
 from sardata.errors import ConfigError
 from sardata.train.common import load_checkpoint, pick_device, save_checkpoint, seed_int, seeded
+from sardata.train.metrics import aggregate, scores
 from sardata.train.schedule import fewshot_lr
 
 #: encoder hyper-parameters a classifier inherits from a pretraining checkpoint
@@ -136,40 +136,6 @@ def num_classes(root: str) -> tuple[str, int]:
         raise ConfigError(f"{root}: few-shot needs shards of exactly one labelled source, found {sorted(maps)}")
     (source, names), = maps.items()  # fmt: skip
     return source, len(names)
-
-
-# ---------------------------------------------------------------------------------------------------- metrics
-def scores(pred: np.ndarray, true: np.ndarray, n_classes: int) -> dict[str, float]:
-    """Accuracy (%) and macro-F1 over the classes present in ``true``."""
-    cm = np.zeros((n_classes, n_classes), dtype=np.int64)
-    np.add.at(cm, (true, pred), 1)
-    tp = np.diag(cm).astype(float)
-    prec = np.divide(tp, cm.sum(0), out=np.zeros_like(tp), where=cm.sum(0) > 0)
-    rec = np.divide(tp, cm.sum(1), out=np.zeros_like(tp), where=cm.sum(1) > 0)
-    f1 = np.divide(2 * prec * rec, prec + rec, out=np.zeros_like(tp), where=(prec + rec) > 0)
-    present = cm.sum(1) > 0
-    return {"accuracy": float(100.0 * tp.sum() / max(cm.sum(), 1)), "macro_f1": float(f1[present].mean())}
-
-
-def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean ± std (ddof 0, the reference's convention, and ddof 1) and the 95 % t-interval per (dataset,
-    protocol, K)."""
-    from scipy import stats
-
-    groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        groups.setdefault((r["dataset"], r["protocol"], r["shots"]), []).append(r)
-    out = []
-    for (dataset, protocol, k), rs in sorted(groups.items()):
-        row: dict[str, Any] = {"dataset": dataset, "protocol": protocol, "shots": k, "runs": len(rs)}
-        for metric in ("accuracy", "macro_f1"):
-            v = np.array([r[metric] for r in rs], dtype=float)
-            sd1 = float(v.std(ddof=1)) if len(v) > 1 else math.nan
-            half = float(stats.t.ppf(0.975, len(v) - 1) * sd1 / math.sqrt(len(v))) if len(v) > 1 else math.nan
-            row.update({f"{metric}_mean": float(v.mean()), f"{metric}_std": float(v.std(ddof=0)),
-                        f"{metric}_std_ddof1": sd1, f"{metric}_ci95": half})  # fmt: skip
-        out.append(row)
-    return out
 
 
 # ---------------------------------------------------------------------------------------------------- training

@@ -1,0 +1,244 @@
+"""Cross-mode radar recognition (radar.md §4.3, §5): train on the long-tailed set of mode A, test on mode B.
+
+One recipe (``kind: crossmode``) lists *arms* — RadarPos + LoRA, the supervised transformer from scratch, the
+masked-reconstruction baseline, the no-TOA-PE ablation, ResNet1D... — and one command trains every arm on every
+source mode for every seed and evaluates it on every target mode, writing ``results.jsonl`` (one row per arm,
+source, target, seed), ``summary.csv`` and ``summary.md`` with the paper's Table 3 layout (6 transfers, accuracy /
+macro-F1 mean ± std, and their mean) plus the in-mode diagonal as a sanity check.
+
+Decisions where the spec is silent:
+
+* Modes are selected with the manifest's ``mode`` column (``--where``-style filter of :class:`ShardDataset`), the
+  sides with ``split`` (``train`` = the long-tailed 206, ``test`` = the 200 per mode).
+* Training views use a random 512-pulse window per (seed, epoch, sample); evaluation uses start 0 (§3.4).
+* Dropout (LoRA dropout) draws from the global RNG, so each run executes inside a forked, seeded RNG context:
+  runs are reproducible and the caller's RNG state is untouched.
+* Pretrained encoders load non-strictly; only ``head.*`` may be missing (projector / mask tokens / decoders of
+  the pretraining model are ignored).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from sardata.config import canonical_json, config_sha256
+from sardata.errors import ConfigError
+from sardata.train.common import load_checkpoint, pick_device, seed_int, seeded
+from sardata.train.metrics import aggregate, scores
+from sardata.train.schedule import warmup_step_decay
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One method of the comparison table."""
+
+    name: str
+    model: str
+    checkpoint: str | None = None
+    finetune: str = "lora"  # lora | full | linear
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+    lr: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.finetune not in ("lora", "full", "linear"):
+            raise ConfigError(f"arm {self.name}: finetune {self.finetune!r}; choose lora, full or linear")
+
+
+@dataclass(frozen=True)
+class CrossModeConfig:
+    """``kind: crossmode`` recipes (``pipelines/radarpos-lora*.yaml``); schedule defaults = radar.md §4.3."""
+
+    kind: str
+    name: str
+    data: str
+    arms: list[Arm]
+    description: str = ""
+    modes: list[str] = field(default_factory=lambda: ["VS", "TAS", "STT"])
+    mode_column: str = "mode"
+    seeds: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
+    epochs: int = 50
+    warmup_epochs: int = 10
+    milestones: list[int] = field(default_factory=lambda: [25, 40])
+    gamma: float = 0.1
+    batch_size: int = 32
+    lr: float = 2.5e-5
+    weight_decay: float = 0.05
+    lora: dict[str, Any] = field(default_factory=lambda: {"r": 8, "alpha": 16, "dropout": 0.1, "targets": "attn"})
+    radar_view: dict[str, Any] = field(default_factory=dict)
+    eval_batch: int = 256
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.kind != "crossmode":
+            raise ConfigError(f"recipe kind {self.kind!r} is not a crossmode recipe")
+        if not self.arms or len(self.modes) < 2:
+            raise ConfigError("a crossmode recipe needs at least one arm and two modes")
+
+
+@dataclass
+class CrossModeResult:
+    out: Path
+    rows: list[dict[str, Any]]
+    summary: list[dict[str, Any]]
+
+
+def _load_side(cfg: CrossModeConfig, split: str, mode: str, train: bool) -> tuple[list[dict], Any]:
+    """Raw samples of one (split, mode) side plus its view (re-applied per epoch for training)."""
+    from sardata.stream.dataset import ShardDataset
+    from sardata.stream.radar import RadarView
+
+    ds = ShardDataset(cfg.data, split=split, where=f"{cfg.mode_column} == {mode!r}")
+    if len(ds) == 0:
+        raise ConfigError(f"{cfg.data}: no {split} samples with {cfg.mode_column} == {mode!r}")
+    samples = [ds[i] for i in range(len(ds))]
+    ds.index.close()
+    view = RadarView(**{"train": train, "seed": 0, **cfg.radar_view})
+    return samples, view
+
+
+def _tensors(samples: list[dict], view: Any, epoch: int, seed: int) -> dict[str, torch.Tensor]:
+    """Apply the view (window drawn from (seed, epoch, position)) and stack the model inputs."""
+    from sardata.stream.dataset import collate
+
+    out = [view({**s, "__epoch__": epoch * 1000 + seed, "__index__": i}) for i, s in enumerate(samples)]
+    b = collate(out)
+    return {k: b[k] for k in ("x", "tau", "valid", "label")}
+
+
+def _pick(batch: dict[str, torch.Tensor], idx: torch.Tensor, device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v[idx].to(device) for k, v in batch.items() if k != "label"}
+
+
+def build_arm_model(arm: Arm, n_classes: int, cfg: CrossModeConfig, seed: int) -> torch.nn.Module:
+    """Classifier of one arm: pretrained encoder (if any), fresh head, LoRA / frozen encoder as configured."""
+    from sardata.models import create_model
+
+    overrides = dict(arm.model_overrides)
+    state = None
+    if arm.checkpoint:
+        ckpt = load_checkpoint(arm.checkpoint)
+        from sardata.models.radarpos import encoder_overrides
+
+        overrides = {**encoder_overrides(ckpt.get("model_overrides", {})), **overrides}
+        state = ckpt["model"]
+    model = create_model(arm.model, **overrides)
+    if state is not None:
+        missing, _ = model.load_state_dict(state, strict=False)
+        bad = [k for k in missing if not k.startswith("head")]
+        if bad:
+            raise ConfigError(f"{arm.checkpoint}: encoder keys missing for {arm.model}: {bad[:6]}")
+    model.reset_classifier(n_classes, "linear" if arm.finetune == "linear" else "finetune")
+    if arm.finetune == "lora":
+        from sardata.models.layers.lora import apply_lora
+
+        model = apply_lora(model, **{"seed": seed_int(seed, 3), **cfg.lora})
+    elif arm.finetune == "linear":
+        model.freeze_encoder()
+    return model
+
+
+def train_arm(arm: Arm, samples: list[dict], view: Any, n_classes: int, cfg: CrossModeConfig, seed: int,
+              device: torch.device) -> tuple[torch.nn.Module, int]:  # fmt: skip
+    """Fine-tune one arm on one source mode; returns the model and its trainable parameter count."""
+    from sardata.models.layers.lora import trainable_parameter_count
+
+    model = build_arm_model(arm, n_classes, cfg, seed).to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    lr = arm.lr or cfg.lr
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
+    gen = torch.Generator().manual_seed(seed_int(seed, 4))
+    model.train()
+    for epoch in range(cfg.epochs):
+        for group in opt.param_groups:
+            group["lr"] = warmup_step_decay(epoch, lr, cfg.warmup_epochs, tuple(cfg.milestones), cfg.gamma)
+        batch = _tensors(samples, view, epoch, seed)
+        perm = torch.randperm(len(samples), generator=gen)
+        for i in range(0, len(perm), cfg.batch_size):
+            idx = perm[i : i + cfg.batch_size]
+            loss = F.cross_entropy(model(_pick(batch, idx, device)), batch["label"][idx].to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    model.eval()
+    return model, trainable_parameter_count(model)
+
+
+@torch.no_grad()
+def _evaluate(model: torch.nn.Module, batch: dict[str, torch.Tensor], n_classes: int, cfg: CrossModeConfig,
+              device: torch.device) -> dict[str, float]:  # fmt: skip
+    idx = torch.arange(len(batch["label"]))
+    logits = torch.cat([model(_pick(batch, idx[i : i + cfg.eval_batch], device)).float().cpu()
+                        for i in range(0, len(idx), cfg.eval_batch)])  # fmt: skip
+    return scores(logits.argmax(1).numpy(), batch["label"].numpy(), n_classes)
+
+
+def run_crossmode(cfg: CrossModeConfig, out: str | Path, progress: Any = None) -> CrossModeResult:
+    """Every arm × source mode × seed, evaluated on every target mode; see the module docstring."""
+    from sardata.manifest.io import read_card
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = pick_device(cfg.device)
+    maps = read_card(Path(cfg.data)).get("class_maps", {})
+    n_classes = max((len(v) for v in maps.values()), default=0)
+    if n_classes < 2:
+        raise ConfigError(f"{cfg.data}: cross-mode evaluation needs labelled shards (class_maps: {maps})")
+    train = {m: _load_side(cfg, "train", m, True) for m in cfg.modes}
+    test = {}
+    for m in cfg.modes:
+        samples, view = _load_side(cfg, "test", m, False)
+        test[m] = _tensors(samples, view, 0, 0)
+    (out / "config.json").write_text(json.dumps({"config": json.loads(canonical_json(cfg)),
+                                                 "config_sha256": config_sha256(cfg)}, indent=1))  # fmt: skip
+    rows: list[dict[str, Any]] = []
+    runs = [(a, s, m) for a in cfg.arms for s in cfg.seeds for m in cfg.modes]
+    with open(out / "results.jsonl", "w", encoding="utf-8") as fh:
+        for i, (arm, seed, src) in enumerate(runs):
+            with seeded(seed, 5, cfg.modes.index(src)):
+                model, trainable = train_arm(arm, *train[src], n_classes, cfg, seed, device)
+            for dst in cfg.modes:
+                row = {"arm": arm.name, "src": src, "dst": dst, "transfer": src != dst, "seed": seed,
+                       "finetune": arm.finetune, "trainable_params": trainable, "n_train": len(train[src][0]),
+                       "n_test": len(test[dst]["label"]), **_evaluate(model, test[dst], n_classes, cfg, device)}  # fmt: skip
+                rows.append(row)
+                fh.write(json.dumps(row, sort_keys=True) + "\n")
+            fh.flush()
+            if progress:
+                progress(i + 1, len(runs), {"arm": arm.name, "src": src})
+    summary = aggregate(rows, by=("arm", "src", "dst"))
+    write_table(out, summary, cfg)
+    return CrossModeResult(out, rows, summary)
+
+
+def write_table(out: Path, summary: list[dict[str, Any]], cfg: CrossModeConfig) -> None:
+    """``summary.csv`` and ``summary.md``: Table 3 layout (acc % / macro-F1, mean ± std over seeds, ddof 0)."""
+    import pandas as pd
+
+    pd.DataFrame(summary).to_csv(out / "summary.csv", index=False)
+    cell = {(r["arm"], r["src"], r["dst"]): r for r in summary}
+    pairs = [(a, b) for a in cfg.modes for b in cfg.modes if a != b]
+    head = "| method | " + " | ".join(f"{a}→{b}" for a, b in pairs) + " | mean of transfers |"
+    lines = [f"Cross-mode: accuracy % / macro-F1, mean ± std over seeds {cfg.seeds}", "", head,
+             "|" + " --- |" * (len(pairs) + 2)]  # fmt: skip
+    for arm in cfg.arms:
+        cells, accs, f1s = [], [], []
+        for a, b in pairs:
+            r = cell[(arm.name, a, b)]
+            accs.append(r["accuracy_mean"])
+            f1s.append(r["macro_f1_mean"])
+            cells.append(f"{r['accuracy_mean']:.2f}±{r['accuracy_std']:.2f} / {r['macro_f1_mean']:.4f}")
+        lines.append(f"| {arm.name} | " + " | ".join(cells) + f" | {np.mean(accs):.2f} / {np.mean(f1s):.4f} |")
+    lines += ["", "In-mode sanity diagonal (train and test in the same mode):", "",
+              "| method | " + " | ".join(f"{m}→{m}" for m in cfg.modes) + " |", "|" + " --- |" * (len(cfg.modes) + 1)]  # fmt: skip
+    for arm in cfg.arms:
+        lines.append(f"| {arm.name} | " + " | ".join(
+            f"{cell[(arm.name, m, m)]['accuracy_mean']:.2f} / {cell[(arm.name, m, m)]['macro_f1_mean']:.4f}"
+            for m in cfg.modes) + " |")  # fmt: skip
+    (out / "summary.md").write_text("\n".join(lines) + "\n")
