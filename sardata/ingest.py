@@ -30,6 +30,7 @@ import pyarrow as pa
 import sardata
 from sardata._atomic import atomic_path, remove_stale_temps, sha256_file
 from sardata.config import canonical_json, config_sha256
+from sardata.engines import check_engine
 from sardata.errors import ConfigError, RejectFile, SkipFile, SourceNotFoundError, TooManyErrorsError
 from sardata.manifest.io import read_table, write_card, write_table
 from sardata.manifest.keys import hashed_key, make_key
@@ -286,14 +287,20 @@ def ingest(
     max_errors: int | None = None,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    engine: str = "local",
 ) -> IngestResult:
     """Ingest every file under ``root`` with adapter ``source_id`` into ``out`` (resumable).
+
+    ``engine``: ``local`` (process pool) or ``ray`` (same per-file function as Ray Data tasks,
+    :mod:`sardata.engines.ray`); the output is byte-identical either way.
 
     Raises:
         SourceNotFoundError: unknown source, missing or empty root.
         ConfigError: ``out`` holds an ingest with another configuration (pass ``overwrite``).
         TooManyErrorsError: ``max_errors`` files were rejected (finished units are kept; a rerun resumes).
+        DependencyNotFoundError: ``engine="ray"`` without Ray installed (``pip install 'sardata[ray]'``).
     """
+    check_engine(engine)
     cls = get_source(source_id)
     opts = cls.parse_options(dict(options or {}))
     root = Path(root)
@@ -317,7 +324,7 @@ def ingest(
 
     result = IngestResult(out)
     rows: list[dict[str, Any]] = []
-    for row in _run(tasks, cls.id, base, opts, out, unit_fp, workers, progress):
+    for row in _run(tasks, cls.id, base, opts, out, unit_fp, workers, progress, engine):
         rows.append(row)
         result.files[row["status"]] += 1
         result.resumed_units += bool(row.pop("resumed"))
@@ -370,7 +377,13 @@ def _run(
     fingerprint: str,
     workers: int,
     progress: Callable[[int, int], None] | None,
+    engine: str = "local",
 ) -> Iterator[dict[str, Any]]:
+    if engine == "ray":
+        from sardata.engines.ray import run_ingest
+
+        yield from run_ingest(tasks, source_id, root, opts, out, fingerprint, workers, progress)
+        return
     total = len(tasks)
     if workers <= 1:
         _init_worker(source_id, str(root), opts, str(out), fingerprint)

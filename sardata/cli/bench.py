@@ -64,12 +64,15 @@ def bench_build_shards_cmd(
     shard_size: Annotated[int, typer.Option(help="Max shard bytes (several shards let workers run in parallel).")] = 8
     << 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    engine: Annotated[
+        str, typer.Option(help="local | ray: ray also times the Ray Data build of the same data (same run).")
+    ] = "local",
 ) -> None:
-    """Build samples/s and MB/s vs a plain sequential tar write of the same payload bytes."""
+    """Build samples/s and MB/s vs a plain sequential tar write of the same payload bytes (and Ray vs local)."""
     from sardata.bench.shards import bench_build_shards
     from sardata.shards.build import BuildConfig
 
-    r = bench_build_shards(ingest_dirs, workers=workers, repeat=repeat,
+    r = bench_build_shards(ingest_dirs, workers=workers, repeat=repeat, engine=engine,
                            cfg=BuildConfig(targets=tuple(t for t in targets.split(",") if t), max_shard_bytes=shard_size))  # fmt: skip
     if as_json:
         typer.echo(json.dumps(r, indent=2))
@@ -82,6 +85,12 @@ def bench_build_shards_cmd(
         f"  sardata build-shards        {r['build_samples_per_s']:9.1f} samples/s {r['build_mb_per_s']:7.1f} MB/s"
         f"  {r['build_vs_tar']:.2f}x"
     )
+    if "ray_samples_per_s" in r:
+        typer.echo(
+            f"  build-shards --engine ray   {r['ray_samples_per_s']:9.1f} samples/s {r['ray_mb_per_s']:7.1f} MB/s"
+            f"  {r['ray_vs_local']:.2f}x local ({r['ray_cpus']} Ray CPUs, start-up {r['ray_startup_s']:.1f} s, "
+            f"output {'byte-identical' if r['ray_identical'] else 'DIFFERENT'})"
+        )
 
 
 @app.command("loader")
@@ -114,3 +123,53 @@ def bench_loader_cmd(
         f"  sardata on a {r['grow']}x larger dataset ({g['samples']} samples): peak RSS {g['peak_rss_mb']:.0f} MB "
         f"vs {small['peak_rss_mb']:.0f} MB"
     )
+
+
+@app.command("pdw")
+def bench_pdw_cmd(
+    types: Annotated[int, typer.Option("--types", min=1, help="Emitter types (one HDF5 file each).")] = 8,
+    per_type_mode: Annotated[int, typer.Option(min=1, help="Trains per type and mode.")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """PDW simulator: sequences/min with 1 and 2 workers vs the 50k/min target (and simulate-only, 1 process)."""
+    from sardata.bench.pdw import bench_pdw
+
+    r = bench_pdw(n_types=types, per_type_mode=per_type_mode)
+    if as_json:
+        typer.echo(json.dumps(r, indent=2))
+        return
+    typer.echo(f"{r['sequences']} trains ({r['n_types']} types x 3 modes x {r['per_type_mode']}), 576 pulses each")
+    typer.echo(f"  {'what':<24}{'workers':>8}{'wall seq/min':>14}{'vs 50k':>8}{'CPU-time seq/min':>18}{'vs 50k':>8}")
+    for row in r["rows"]:
+        typer.echo(
+            f"  {row['what']:<24}{row['workers']:>8}{row['seq_per_min']:>14.0f}{row['vs_target']:>7.2f}x"
+            f"{row['cpu_seq_per_min']:>18.0f}{row['cpu_vs_target']:>7.2f}x"
+        )
+    typer.echo("  CPU-time rate = trains per CPU-minute x workers: the rate on that many idle cores")
+
+
+@app.command("train")
+def bench_train_cmd(
+    recipe: Annotated[Path, typer.Option("--recipe", "-r", help="pretrain recipe (model, image size, batch)")] = Path(
+        "pipelines/sar-jepa-pretrain-cpu-small.yaml"
+    ),
+    steps: Annotated[int, typer.Option(min=1, help="Timed steps per configuration.")] = 10,
+    batch: Annotated[int | None, typer.Option(help="Batch size (default: the recipe's global batch).")] = None,
+    gpu: Annotated[bool, typer.Option(help="Also measure on CUDA when a GPU is visible.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Pretraining step img/s and peak memory, GR online (in the step) vs precomputed (from shards)."""
+    import torch
+
+    from sardata.bench.train import bench_train
+
+    devices = ("cpu", "cuda") if gpu and torch.cuda.is_available() else ("cpu",)
+    rows = bench_train(recipe, devices, steps=steps, batch=batch)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    typer.echo(f"{recipe}: {steps} timed steps per configuration")
+    typer.echo(f"  {'device':<8}{'GR':<13}{'batch':>6}{'threads':>8}{'img/s':>10}{'peak MB':>10}{'vs online':>11}")
+    for r in rows:
+        typer.echo(f"  {r['device']:<8}{r['mode']:<13}{r['batch']:>6}{r['threads']:>8}{r['img_per_s']:>10.1f}"
+                   f"{r['peak_mb']:>10.0f}{r['vs_online']:>10.2f}x")  # fmt: skip

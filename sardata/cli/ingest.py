@@ -24,6 +24,9 @@ def ingest_cmd(
     ] = False,
     tile: Annotated[int | None, typer.Option(help="Chip size for scene sources (same as -o tile=N).")] = None,
     stride: Annotated[int | None, typer.Option(help="Chip stride for scene sources (same as -o stride=N).")] = None,
+    engine: Annotated[
+        str, typer.Option(help="local (process pool) | ray (Ray Data; RAY_ADDRESS or a local instance).")
+    ] = "local",
 ) -> None:
     """Read a source in its original on-disk layout into a sample store + Parquet manifest (resumable)."""
     from sardata.ingest import ingest
@@ -40,6 +43,7 @@ def ingest_cmd(
             max_errors=max_errors,
             overwrite=overwrite,
             progress=progress,
+            engine=engine,
         )
     finally:
         bar.close()

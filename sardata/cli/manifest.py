@@ -1,4 +1,4 @@
-"""``sardata manifest``: inspect and validate manifest directories."""
+"""``sardata manifest``: inspect, validate, verify, diff, relocate, merge and export manifest directories."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="Show, validate, verify and diff manifests.", no_args_is_help=True)
+app = typer.Typer(help="Show, validate, verify, diff, relocate, merge and export manifests.", no_args_is_help=True)
 Dir = Annotated[Path, typer.Argument(help="Manifest directory (holds dataset.json).")]
+Location = Annotated[str, typer.Argument(help="Dataset directory, or its URL (http(s)://, s3://).")]
 
 
 @app.command("show")
@@ -30,13 +31,16 @@ def validate(root: Dir) -> None:
 
 @app.command("verify")
 def verify_cmd(
-    root: Dir,
+    root: Location,
     samples: Annotated[bool, typer.Option("--samples", help="Also hash every sample's members.")] = False,
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", help="Read the shards from here instead of the card's location.")
+    ] = None,
 ) -> None:
     """Check every table and shard sha256 (and per-sample hashes); exit 1 with a precise report on mismatch."""
     from sardata.manifest.verify import verify
 
-    report = verify(root, samples=samples)
+    report = verify(root, samples=samples, base_url=base_url)
     if not report.ok:
         for line in report.problems:
             typer.secho(f"FAIL {line}", err=True, fg="red")
@@ -63,3 +67,54 @@ def diff_cmd(a: Dir, b: Dir, limit: Annotated[int, typer.Option(help="Keys liste
     typer.echo("config: " + ("identical" if not d["config"] else ""))
     for line in d["config"]:
         typer.echo(f"  {line}")
+
+
+@app.command("relocate")
+def relocate_cmd(
+    root: Dir,
+    base: Annotated[
+        str, typer.Option("--base", help="New shard base: s3://bucket/prefix, https://host/path, a path, or '.'.")
+    ],
+) -> None:
+    """Point a dataset at shards stored elsewhere: rewrites only base_url in dataset.json (tables unchanged)."""
+    from sardata.manifest.relocate import relocate
+
+    card = relocate(root, base)
+    typer.echo(f"{root}: shards at {card.get('base_url') or 'shards/ next to dataset.json'}")
+
+
+@app.command("merge")
+def merge_cmd(
+    inputs: Annotated[
+        list[str], typer.Argument(help="Built datasets to merge (directories or URLs), in priority order.")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-O", help="Dataset directory to write.")],
+    overwrite: Annotated[bool, typer.Option(help="Replace a dataset already in --out.")] = False,
+) -> None:
+    """Union of datasets: same key + same content = one row; same key + different content = error naming both."""
+    from sardata.manifest.merge import merge
+
+    r = merge(inputs, out, overwrite=overwrite)
+    typer.echo(
+        f"{out}: {r.samples} samples in {r.shards} shards ({r.duplicates} duplicate rows dropped, "
+        f"{r.linked} shards linked, {r.rewritten} rewritten)"
+    )
+
+
+@app.command("export")
+def export_cmd(
+    root: Dir,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="croissant (JSON-LD) | hf (dataset_info YAML).")],
+    out: Annotated[Path | None, typer.Option("--out", "-O", help="Write here instead of stdout.")] = None,
+) -> None:
+    """Describe a built dataset as Croissant JSON-LD (sha256 per shard) or a Hugging Face dataset_info block."""
+    from sardata._atomic import atomic_path
+    from sardata.manifest.export import export
+
+    text = export(root, fmt)
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    with atomic_path(out) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    typer.echo(f"wrote {out}")

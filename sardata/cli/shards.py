@@ -53,8 +53,15 @@ def build_shards_cmd(
     channel: Annotated[
         str | None, typer.Option(help="One channel per sample: an index or a pol name (VV, VH...).")
     ] = None,
+    radarpos20k: Annotated[
+        bool, typer.Option(help="Add split_radarpos20k: 4,000 train samples per class, seeded (RadChar).")
+    ] = False,
+    radarpos_seed: Annotated[int, typer.Option(help="Seed of split_radarpos20k.")] = 0,
     workers: Workers = 1,
     overwrite: Annotated[bool, typer.Option(help="Replace a dataset built with another configuration.")] = False,
+    engine: Annotated[
+        str, typer.Option(help="local (process pool) | ray (Ray Data; RAY_ADDRESS or a local instance).")
+    ] = "local",
 ) -> None:
     """Write byte-reproducible WebDataset shards + Parquet index (+ splits and views) from ingest outputs."""
     from sardata.shards.build import BuildConfig, build_shards
@@ -64,11 +71,11 @@ def build_shards_cmd(
         gr_codec=gr_codec, test_ratio=test_ratio, val_ratio=val_ratio, split_seed=split_seed,
         shots=_ints(shots), seeds=_ints(seeds) or ((0,) if shots else ()), long_tail=_ints(long_tail),
         holdout=holdout, max_shard_bytes=shard_size, max_shard_samples=max_count, normalise=normalise,
-        channel=channel,
+        channel=channel, radarpos20k=radarpos20k, radarpos_seed=radarpos_seed,
     )  # fmt: skip
     progress, bar = progress_bar("build-shards", unit="shard")
     try:
-        r = build_shards(ingest_dirs, out, cfg, workers=workers, overwrite=overwrite, progress=progress)
+        r = build_shards(ingest_dirs, out, cfg, workers=workers, overwrite=overwrite, progress=progress, engine=engine)
     finally:
         bar.close()
     splits = ", ".join(f"{k} {v}" for k, v in r.splits.items())

@@ -24,3 +24,60 @@ def sim_sar(
     typer.echo(
         f"wrote {counts['raw']} Phoenix chips under {out / 'raw'} and {counts['jpeg']} JPEGs under {out / 'jpeg'}"
     )
+
+
+@app.command("pdw")
+def sim_pdw(
+    out: Annotated[Path, typer.Option("--out", "-O", help="Output directory.")],
+    types: Annotated[int, typer.Option("--types", min=1, help="Emitter types in the pretraining pool.")] = 300,
+    per_type_mode: Annotated[int, typer.Option(min=1, help="Pool trains per type and mode.")] = 8,
+    downstream: Annotated[
+        bool, typer.Option("--downstream", help="Write the 7-emitter cross-mode set instead of the pool.")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Global seed (every train regenerates from seed, type, mode, index).")] = 0,
+    workers: Annotated[int, typer.Option("--workers", "-j", min=1, help="Worker processes (one file each).")] = 2,
+    confusable: Annotated[
+        bool, typer.Option("--confusable", help="Downstream: all 7 emitters in one band, overlapping PRIs.")
+    ] = False,
+    test_per_class: Annotated[
+        bool, typer.Option("--test-per-class", help="Downstream: 200 test trains per class instead of per mode.")
+    ] = False,
+    permute_seed: Annotated[
+        int | None, typer.Option(help="Downstream: seeded class→count permutation (default identity).")
+    ] = None,
+    types_per_file: Annotated[int, typer.Option(min=1, help="Pool: types per HDF5 file.")] = 10,
+    n_pulses: Annotated[int, typer.Option(min=1, help="Emitter detections per train (512 + 64).")] = 576,
+    compress: Annotated[bool, typer.Option("--compress", help="gzip the pulse tables (smaller, ~25% slower).")] = False,
+) -> None:
+    """Simulated multifunction-radar PDW trains (radar.md §2) as HDF5, ready for `sardata ingest pdwsim`."""
+    from sardata.cli._options import progress_bar
+    from sardata.sim.pdw import write_dataset
+
+    kind = "downstream" if downstream else "pool"
+    update, bar = progress_bar(f"sim pdw {kind}", unit="train")
+    try:
+        r = write_dataset(out, kind=kind, global_seed=seed, n_types=types, per_type_mode=per_type_mode,
+                          types_per_file=types_per_file, confusable=confusable, test_per_class=test_per_class,
+                          permute_seed=permute_seed, n_pulses=n_pulses, compression="gzip" if compress else None,
+                          workers=workers, progress=update)  # fmt: skip
+    finally:
+        bar.close()
+    typer.echo(
+        f"wrote {r['samples']} trains in {r['files']} files under {r['root']}; ingest: sardata ingest pdwsim {r['root']}"
+    )
+
+
+@app.command("radchar")
+def sim_radchar(
+    out: Annotated[Path, typer.Option("--out", "-O", help="Output .h5 file (RadChar layout).")],
+    frames: Annotated[int, typer.Option(min=1, help="Number of frames.")] = 4000,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+) -> None:
+    """Synthetic RadChar-format HDF5 (5 signal types, radar.md §1.6) — marked synthetic, for pipelines and studies
+    when the real RadChar files are not at hand."""
+    from sardata.sim.radchar_fixture import frames as draw_frames
+    from sardata.sim.radchar_fixture import write_radchar
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_radchar(out, draw_frames(frames, seed))
+    typer.echo(f"wrote {frames} synthetic RadChar frames to {out}; ingest: sardata ingest radchar {out.parent}")

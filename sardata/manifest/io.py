@@ -13,7 +13,14 @@ import pyarrow.parquet as pq
 
 from sardata._atomic import atomic_path
 from sardata.errors import ManifestSchemaError
-from sardata.manifest.schema import EXTRA_COLUMN_PREFIXES, SCHEMA_VERSION, TABLES, with_metadata
+from sardata.manifest.schema import (
+    COLUMNS_SINCE,
+    EXTRA_COLUMN_PREFIXES,
+    SCHEMA_VERSION,
+    TABLES,
+    parse_version,
+    with_metadata,
+)
 
 CARD_NAME = "dataset.json"
 
@@ -40,14 +47,18 @@ def _check_extra(extra: list[str], path: Path) -> None:
 
 
 def validate_schema(found: pa.Schema, name: str, path: Path) -> None:
-    """Compare a file's schema with the declared one; raise :class:`ManifestSchemaError` on mismatch."""
+    """Compare a file's schema with the declared one; raise :class:`ManifestSchemaError` on mismatch.
+
+    Columns introduced by a newer minor version than the file's (``COLUMNS_SINCE``) may be absent: an older minor
+    version stays readable and :func:`read_table` fills them with nulls."""
     expected = TABLES[name]
     meta = {k.decode(): v.decode() for k, v in (found.metadata or {}).items()}
     version = meta.get("sardata.schema_version")
     if version is None:
         raise ManifestSchemaError(f"{path}: not a sardata {name} table (no sardata.schema_version metadata)")
     check_version(version, path)
-    missing = [f.name for f in expected if f.name not in found.names]
+    later = _added_after(name, version)
+    missing = [f.name for f in expected if f.name not in found.names and f.name not in later]
     mistyped = [
         f"{f.name} (expected {f.type}, found {found.field(f.name).type})"
         for f in expected
@@ -68,20 +79,58 @@ def validate_schema(found: pa.Schema, name: str, path: Path) -> None:
         )
 
 
-def check_version(version: str, path: Path) -> None:
-    """Refuse a newer major schema version; warn on a newer minor one."""
+def _added_after(name: str, version: str) -> set[str]:
+    """Columns of table ``name`` introduced by a schema version newer than ``version``."""
+    ours = parse_version(version)
+    return {col for col, since in COLUMNS_SINCE.get(name, {}).items() if parse_version(since) > ours}
+
+
+def check_version(version: str, path: Path, writer: str | None = None) -> None:
+    """Refuse another major schema version (naming the sardata release to install); warn on a newer minor one.
+
+    ``writer`` is the ``sardata_version`` that wrote the file, when known (from ``dataset.json``, also looked up
+    beside a table): the message then says ``install sardata>=<writer>``; without it, ``sardata><this version>``.
+    """
     try:
-        major, minor = (int(p) for p in version.split(".")[:2])
+        major, minor, _ = parse_version(version)
     except ValueError as exc:
-        raise ManifestSchemaError(f"{path}: malformed schema_version {version!r}") from exc
-    our_major, our_minor = (int(p) for p in SCHEMA_VERSION.split(".")[:2])
-    if major != our_major:
+        raise ManifestSchemaError(f"{path}: malformed schema_version {version!r} (expected MAJOR.MINOR.PATCH)") from exc
+    our_major, our_minor, _ = parse_version(SCHEMA_VERSION)
+    if major > our_major:
+        writer = writer or _writer_version(path)
+        need = f">={writer}" if writer else f">{_sardata_version()}"
         raise ManifestSchemaError(
-            f"{path}: schema_version {version} needs a sardata release supporting schema {major}.x "
-            f"(this sardata reads {our_major}.x); install a matching sardata version"
+            f"{path}: schema_version {version} is newer than this sardata ({_sardata_version()}, reads schema "
+            f"{our_major}.x); install sardata{need} (install a matching sardata release: pip install 'sardata{need}')"
+        )
+    if major < our_major:
+        raise ManifestSchemaError(
+            f"{path}: schema_version {version} is an older major version than this sardata reads ({our_major}.x); "
+            f"rebuild it with this sardata (rerun ingest / build-shards) or read it with the sardata release that "
+            f"wrote it ({_writer_version(path) or 'see sardata_version in dataset.json'})"
         )
     if minor > our_minor:
-        warnings.warn(f"{path}: schema_version {version} is newer than {SCHEMA_VERSION}", stacklevel=3)
+        warnings.warn(
+            f"{path}: schema_version {version} is newer than {SCHEMA_VERSION}; columns added since are ignored "
+            "(upgrade sardata to use them)",
+            stacklevel=3,
+        )
+
+
+def _sardata_version() -> str:
+    from sardata import __version__
+
+    return __version__
+
+
+def _writer_version(path: Path) -> str | None:
+    """``sardata_version`` of the card next to ``path`` (or ``path`` itself), without validating it."""
+    card = path if path.name == CARD_NAME else path.parent / CARD_NAME
+    try:
+        value = json.loads(card.read_text(encoding="utf-8")).get("sardata_version")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(value) if value else None
 
 
 def read_table(path: str | os.PathLike[str], name: str) -> pa.Table:
@@ -95,9 +144,22 @@ def read_table(path: str | os.PathLike[str], name: str) -> pa.Table:
         raise ManifestSchemaError(f"{path}: not a readable Parquet file ({exc})") from exc
     validate_schema(schema, name, path)
     try:
-        return pq.read_table(path)
+        table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise ManifestSchemaError(f"{path}: corrupt Parquet data ({exc}); restore or rebuild this table") from exc
+    return _fill_later_columns(table, name)
+
+
+def _fill_later_columns(table: pa.Table, name: str) -> pa.Table:
+    """Add the columns an older minor version lacks as nulls, in declared order (readers see one layout)."""
+    expected = TABLES[name]
+    absent = [f for f in expected if f.name not in table.column_names]
+    if not absent:
+        return table
+    for f in absent:
+        table = table.append_column(f, pa.nulls(table.num_rows, f.type))
+    order = [f.name for f in expected] + [c for c in table.column_names if c not in expected.names]
+    return table.select(order)
 
 
 def read_card(root: str | os.PathLike[str]) -> dict[str, Any]:
@@ -107,8 +169,14 @@ def read_card(root: str | os.PathLike[str]) -> dict[str, Any]:
         raise ManifestSchemaError(
             f"{path} missing: {root} is not a finished sardata manifest (rerun the command that creates it)"
         )
-    card = json.loads(path.read_text(encoding="utf-8"))
-    check_version(str(card.get("schema_version", "0.0.0")), path)
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ManifestSchemaError(f"{path}: not valid JSON ({exc}); restore the card or rerun the build") from exc
+    if not isinstance(card, dict):
+        raise ManifestSchemaError(f"{path}: expected a JSON object")
+    writer = card.get("sardata_version")
+    check_version(str(card.get("schema_version", "0.0.0")), path, str(writer) if writer else None)
     return card
 
 

@@ -13,6 +13,21 @@ import pyarrow as pa
 #: semver of the table layout. Major bump = readers of the old major refuse; minor = additive, nullable.
 SCHEMA_VERSION = "1.0.0"
 
+#: columns added by a minor version after ``<major>.0.0``: table -> column -> version that introduced it. A file
+#: of an older minor version may lack them; :func:`sardata.manifest.io.read_table` adds them as null columns, so
+#: old manifests keep loading. Adding a column = append it to the schema (nullable), list it here, bump the minor.
+COLUMNS_SINCE: dict[str, dict[str, str]] = {"samples": {}, "sources": {}, "shards": {}}
+
+
+def parse_version(version: str) -> tuple[int, int, int]:
+    """``"1.2.3"`` -> ``(1, 2, 3)`` (missing parts are 0); ValueError on anything else."""
+    parts = version.strip().split(".")
+    if not 1 <= len(parts) <= 3 or not all(p.isdigit() for p in parts):
+        raise ValueError(f"not a semver version: {version!r}")
+    nums = [int(p) for p in parts] + [0] * (3 - len(parts))
+    return nums[0], nums[1], nums[2]
+
+
 #: prefixes allowed for columns beyond the declared schema (recipe-specific views and extensions).
 EXTRA_COLUMN_PREFIXES = ("split_", "x_")
 

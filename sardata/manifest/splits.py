@@ -11,6 +11,8 @@ depend on row order. ``dataset_id`` is the first 8 hex digits of sha256(source i
   ``train`` (all if fewer) and the first ``min(K, 10)`` of the validation pool ``val``; others null. Prefixes of one
   permutation, so K=10 ⊂ K=20 ⊂ K=40 for a seed, and test is never touched.
 * :func:`long_tail_column` — ``split_longtail``: the first ``counts[label]`` of each class's train pool.
+* :func:`radarpos_column` — ``split_radarpos20k`` (``radar.md`` §1.3): the first ``per_class`` (4,000) of each
+  class's train-pool permutation are ``train``, others null — RadarPos's "RadChar, 5 types, 20,000".
 * :func:`holdout_column` — ``split_holdout_<col>_<value>``: ``test`` where the column equals the value, else
   ``train`` (train on one mode/sensor, test on another).
 """
@@ -87,6 +89,23 @@ def long_tail_column(df: pd.DataFrame, counts: list[int], seed: int = 0) -> pd.S
         if label is None or label >= len(counts):
             continue
         member.update({k: "train" for k in _permuted(keys, source, seed, label)[: counts[label]]})
+    return df["key"].map(member)
+
+
+RADARPOS_PER_CLASS = 4000
+
+
+def radarpos_column(df: pd.DataFrame, per_class: int = RADARPOS_PER_CLASS, seed: int = 0) -> pd.Series:
+    """``split_radarpos20k``: a class-stratified seeded subset of the train split, ``per_class`` keys per class
+    (all of a class that has fewer). The index list lives in the manifest as this column, so the subset never
+    depends on re-drawing at load time."""
+    if per_class < 1:
+        raise ConfigError(f"radarpos per_class must be positive, got {per_class}")
+    member: dict[str, str] = {}
+    for source, label, keys in _groups(df, df["split"] == "train"):
+        if label is None:
+            continue
+        member.update({k: "train" for k in _permuted(keys, source, seed, label)[:per_class]})
     return df["key"].map(member)
 
 

@@ -24,10 +24,24 @@ class VerifyReport:
         return not self.problems
 
 
-def verify(root: str | os.PathLike[str], samples: bool = False) -> VerifyReport:
+def verify(root: str | os.PathLike[str], samples: bool = False, base_url: str | None = None) -> VerifyReport:
     """Check tables against the card, every shard's size and sha256, and (on mismatch, or with ``samples``)
-    each sample's member hash — so a corrupted byte is reported with its shard **and** sample key."""
-    root = Path(root)
+    each sample's member hash — so a corrupted byte is reported with its shard **and** sample key.
+
+    ``root`` may be a URL and the shards may live under the card's ``base_url`` (or ``base_url`` given here):
+    remote shards are downloaded into a temporary cache, so the check is against the served bytes, not an
+    earlier cached copy (:mod:`sardata.manifest.relocate`)."""
+    import tempfile
+
+    from sardata.manifest.relocate import locate
+    from sardata.stream.remote import ShardCache
+
+    with tempfile.TemporaryDirectory(prefix="sardata-verify-") as tmp:
+        local, base, cache = locate(root, base_url, ShardCache(tmp))  # fresh cache: check the served bytes
+        return _verify(local, samples, base, cache)
+
+
+def _verify(root: Path, samples: bool, base: str | None, cache: object) -> VerifyReport:
     report = VerifyReport(root)
     card = read_card(root)
     for name, info in sorted(card.get("tables", {}).items()):
@@ -42,7 +56,9 @@ def verify(root: str | os.PathLike[str], samples: bool = False) -> VerifyReport:
     for row in index.to_pylist():
         by_shard.setdefault(row["shard"], []).append(row)
     for s in shards:
-        path = root / s["path"]
+        path = root / s["path"] if base is None else _fetch(base, s, cache, report)
+        if path is None:
+            continue
         if not path.exists():
             report.problems.append(f"{s['shard']}: missing ({path})")
             continue
@@ -54,6 +70,22 @@ def verify(root: str | os.PathLike[str], samples: bool = False) -> VerifyReport:
         if bad or samples:
             report.problems += _check_samples(path, s["shard"], by_shard.get(s["shard"], []), report)
     return report
+
+
+def _fetch(base: str, shard: dict[str, Any], cache: Any, report: VerifyReport) -> Path | None:
+    """The shard under ``base``: a local path, or a verified download (a failed one becomes a problem line)."""
+    from sardata.errors import SardataError
+    from sardata.stream.remote import _local_file, resolve
+
+    url = resolve(base, shard["path"])
+    local = _local_file(url)
+    if local is not None:
+        return local
+    try:
+        return cache.local_path(url, shard["sha256"], shard["bytes"])
+    except SardataError as exc:
+        report.problems.append(f"{shard['shard']}: {exc}")
+        return None
 
 
 def _check_samples(path: Path, shard: str, rows: list[dict[str, Any]], report: VerifyReport) -> list[str]:

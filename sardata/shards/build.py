@@ -39,6 +39,7 @@ import pyarrow as pa
 import sardata
 from sardata._atomic import atomic_path, remove_stale_temps, sha256_file
 from sardata.config import config_sha256
+from sardata.engines import check_engine
 from sardata.errors import ConfigError, ShardIntegrityError
 from sardata.manifest import splits as splitlib
 from sardata.manifest.io import CARD_NAME, read_card, read_table, write_card, write_table
@@ -74,6 +75,8 @@ class BuildConfig:
     shuffle_seed: int | None = None
     normalise: str | None = None  # None | "unit-magnitude" (sardata.radiometry)
     channel: str | None = None  # channel index or polarisation name (from the ``pol`` column) for a 1-channel view
+    radarpos20k: bool = False  # split_radarpos20k view: 4,000 per class, seeded (radar.md §1.3)
+    radarpos_seed: int = 0
 
     def __post_init__(self) -> None:
         from sardata.features.grcodec import GR_CODECS
@@ -147,6 +150,8 @@ def _add_splits(df: pd.DataFrame, cfg: BuildConfig) -> pd.DataFrame:
         df[name] = col
     if cfg.long_tail:
         df["split_longtail"] = splitlib.long_tail_column(df, list(cfg.long_tail), cfg.long_tail_seed)
+    if cfg.radarpos20k:
+        df["split_radarpos20k"] = splitlib.radarpos_column(df, seed=cfg.radarpos_seed)
     if cfg.holdout:
         name, col = splitlib.holdout_column(df, cfg.holdout)
         df[name] = col
@@ -165,6 +170,9 @@ def _field_sizes(row: Any, cfg: BuildConfig) -> dict[str, int]:
     ``.npy`` bytes themselves), views that change ``img``/``cplx`` and ``gr`` from their shapes, ``meta.json`` and
     ``cls`` by encoding."""
     sizes = {f"{name}.npy": n for name, n in stored_sizes(row.ingest_root, row.store_path).items()}
+    if _is_radar(row):
+        _check_radar(row, cfg)
+        return {**sizes, **_label_sizes(row)}
     h, w = _out_shape(row, cfg)
     channels = 1 if cfg.channel is not None else int(row.channels)
     if cfg.size_policy != "keep" or cfg.normalise or cfg.channel is not None:
@@ -175,10 +183,45 @@ def _field_sizes(row: Any, cfg: BuildConfig) -> dict[str, int]:
         sizes["cplx.npy"] = npy_nbytes((1, h, w), "complex64")
     if "gr" in cfg.targets:
         sizes["gr.npy"] = npy_nbytes((4, h, w), cfg.gr_codec)
-    sizes["meta.json"] = len(_meta_bytes(row))
+    return {**sizes, **_label_sizes(row)}
+
+
+def _label_sizes(row: Any) -> dict[str, int]:
+    sizes = {"meta.json": len(_meta_bytes(row))}
     if not pd.isna(row.label):
         sizes["cls"] = len(str(int(row.label)))
     return sizes
+
+
+RADAR_MODALITIES = ("iq", "pdw")
+
+
+def _is_radar(row: Any) -> bool:
+    return row.modality in RADAR_MODALITIES
+
+
+def _check_radar(row: Any, cfg: BuildConfig) -> None:
+    """Radar rows pass their arrays through unchanged: image-only options are a configuration error."""
+    if "gr" in cfg.targets:
+        raise ConfigError(
+            f"{row.key}: --targets gr needs SAR images, this is {row.modality} radar data ({row.source}); "
+            "drop --targets gr or select images with --where \"modality == 'sar_image'\""
+        )
+    if cfg.size_policy != "keep" or cfg.normalise or cfg.channel is not None:
+        raise ConfigError(
+            f"{row.key}: --size-policy/--normalise/--channel apply to images; radar data ({row.modality}) is stored "
+            "as ingested (2x512 inputs are built by the loader: sardata.stream.radar.RadarView)"
+        )
+
+
+def _radar_fields(row: Any, cfg: BuildConfig) -> dict[str, bytes]:
+    """Members of a radar sample: every stored array (``iq``/``iqc``/``pdw``/``toa``…) as ingested, meta, cls."""
+    _check_radar(row, cfg)
+    out = {f"{name}.npy": encode_npy(arr) for name, arr in load_arrays(row.ingest_root, row.store_path).items()}
+    out["meta.json"] = _meta_bytes(row)
+    if not pd.isna(row.label):
+        out["cls"] = str(int(row.label)).encode()
+    return out
 
 
 def _channel_index(row: Any, cfg: BuildConfig, n: int) -> int | None:
@@ -241,6 +284,8 @@ def _center_crop(arr: np.ndarray, size: int) -> np.ndarray:
 
 def _sample_fields(row: Any, cfg: BuildConfig) -> tuple[dict[str, bytes], dict[str, Any]]:
     """All members of one output sample, and its per-sample extra columns (``x_*``)."""
+    if _is_radar(row):
+        return _radar_fields(row, cfg), {}
     arrays = load_arrays(row.ingest_root, row.store_path)
     img, extras = arrays["img"], {}
     idx = _channel_index(row, cfg, img.shape[0])
@@ -328,13 +373,19 @@ def build_shards(
     workers: int = 1,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    engine: str = "local",
 ) -> BuildResult:
     """Build a dataset directory from ingest outputs (resumable; byte-identical for any ``workers``).
+
+    ``engine``: ``local`` (process pool) or ``ray`` (the same ``_build_one`` per shard as Ray Data tasks,
+    :mod:`sardata.engines.ray`); shards, tables and card (but ``created_at``) are byte-identical either way.
 
     Raises:
         ConfigError: bad configuration, empty or mixed selection, ``out`` built with another configuration.
         ShardIntegrityError: a shard's bytes do not match the plan.
+        DependencyNotFoundError: ``engine="ray"`` without Ray installed (``pip install 'sardata[ray]'``).
     """
+    check_engine(engine)
     cfg = cfg or BuildConfig()
     out = Path(out)
     dirs = [Path(d) for d in ingest_dirs]
@@ -363,11 +414,16 @@ def build_shards(
     for name in stale:
         (out / "shards" / name).unlink()
 
-    results = list(_run(plans, df, cfg, out, cfg_sha, workers, progress))
+    results = list(_run(plans, df, cfg, out, cfg_sha, workers, progress, engine))
     return _merge(out, df, sources, plans, results, cfg, config, cfg_sha, identities, class_maps)
 
 
-def _run(plans, df, cfg, out, cfg_sha, workers, progress):
+def _run(plans, df, cfg, out, cfg_sha, workers, progress, engine="local"):
+    if engine == "ray":
+        from sardata.engines.ray import run_build
+
+        yield from run_build(plans, df, cfg, out, cfg_sha, workers, progress)
+        return
     if workers <= 1 or len(plans) <= 1:
         _init(df, cfg, str(out), cfg_sha)
         it = map(_build_one, plans)

@@ -18,6 +18,8 @@ _SOURCES: dict[str, str] = {
     "msar": "sardata.sources.msar:MSAR",
     "mstar": "sardata.sources.mstar:MSTAR",
     "opensarship": "sardata.sources.opensarship:OpenSARShip",
+    "pdwsim": "sardata.sources.pdwsim:PDWSim",
+    "radchar": "sardata.sources.radchar:RadChar",
     "sample": "sardata.sources.sample:SAMPLE",
     "sar-acd": "sardata.sources.saracd:SARACD",
     "sar-ship": "sardata.sources.sarship:SARShip",

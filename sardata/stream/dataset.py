@@ -47,7 +47,7 @@ class ShardIndex:
     ``shard_pos``), plus where the shard bytes live (local directory, or a URL through a cache)."""
 
     def __init__(self, root: str | os.PathLike[str], split: str | None = "train", view: str | None = None,
-                 base_url: str | None = None, cache: Any = None) -> None:  # fmt: skip
+                 base_url: str | None = None, cache: Any = None, where: str | None = None) -> None:  # fmt: skip
         from sardata.manifest.relocate import locate
 
         self.root, base_url, cache = locate(root, base_url, cache)  # URL roots, the card's base_url
@@ -60,7 +60,12 @@ class ShardIndex:
             views = sorted(c for c in table.column_names if c.startswith("split_"))
             raise ConfigError(f"{self.root}: no view {view!r}; this build has {views or 'no views'} "
                               "(add it with build-shards --shots/--seeds/--long-tail)")  # fmt: skip
-        samples = table.select(cols).to_pandas()
+        samples = table.to_pandas() if where else table.select(cols).to_pandas()
+        if where:  # a pandas query over manifest columns, e.g. "mode == 'VS'" (a cross-mode transfer's side)
+            try:
+                samples = samples.query(where)[cols]
+            except Exception as exc:  # pandas raises many types for a bad expression
+                raise ConfigError(f"{self.root}: bad --where {where!r} ({exc})") from exc
         if split is not None:  # one split value, or a comma list ("train,pool,unlabelled": everything but test)
             samples = samples[samples["split"].isin(split.split(","))]
         if view is not None:
@@ -82,7 +87,7 @@ class ShardIndex:
         self.manifest_hash = (
             f"{tables.get('samples', {}).get('sha256', '')}:{tables.get('shards', {}).get('sha256', '')}"
         )
-        self.selection = {"split": split, "view": view}
+        self.selection = {"split": split, "view": view} | ({"where": where} if where else {})
         self._handles: dict[str, Any] = {}
 
     def __len__(self) -> int:
@@ -273,8 +278,9 @@ class ShardDataset(Dataset):
     """Map-style view: ``ds[i]`` reads sample i (manifest order) with one seek per field; ``len(ds)`` is N."""
 
     def __init__(self, root: str | os.PathLike[str], split: str | None = "train", view: str | None = None,
-                 transform: Callable | None = None, base_url: str | None = None, cache: Any = None) -> None:  # fmt: skip
-        self.index = ShardIndex(root, split, view, base_url, cache)
+                 transform: Callable | None = None, base_url: str | None = None, cache: Any = None,
+                 where: str | None = None) -> None:  # fmt: skip
+        self.index = ShardIndex(root, split, view, base_url, cache, where)
         self.transform = transform
 
     def __len__(self) -> int:

@@ -1,0 +1,161 @@
+"""Where a dataset's shards live: relative paths, the card's ``base_url``, and manifests served over HTTP/S3.
+
+A built dataset is relocatable because every path in ``shards.parquet`` is relative to the card
+(``data-contract.md``, intro). Moving the shards therefore never rewrites a table: :func:`relocate` only sets or
+clears ``base_url`` in ``dataset.json``, so every table keeps its sha256 (``manifest verify`` still passes and a
+loader state saved before the move still resumes). Precedence when reading, highest first:
+
+1. an explicit ``base_url`` passed by the caller (``ShardIterable(..., base_url=...)``);
+2. the card's ``base_url`` (a URL, or a local path — a relative one is relative to the card's directory);
+3. the card's own location: the directory holding ``dataset.json``, local or a URL.
+
+A dataset whose card is itself a URL (``http(s)://host/ds``, ``s3://bucket/ds``) is opened by downloading
+``dataset.json`` and the tables it names into ``<cache>/manifests/<card sha256>/``; each table must match the
+sha256 recorded in the card (the card is the root of trust) before it is used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+from sardata._atomic import atomic_write_bytes, sha256_file
+from sardata.errors import ConfigError, ManifestSchemaError, ShardIntegrityError
+from sardata.manifest.io import CARD_NAME, read_card, write_card
+
+BASE_KEY = "base_url"
+_URL_SCHEMES = ("http://", "https://", "s3://", "file://")
+
+
+def is_url(location: str | os.PathLike[str]) -> bool:
+    """Whether ``location`` is a URL (http, https, s3, file) rather than a plain local path."""
+    return isinstance(location, str) and location.lower().startswith(_URL_SCHEMES)
+
+
+def _join(root: str, rel: str) -> str:
+    """``rel`` (a relative base) against a card location that may be a URL or a local directory."""
+    if is_url(root):
+        return urllib.parse.urljoin(root.rstrip("/") + "/", rel)
+    return str((Path(root) / rel).resolve())
+
+
+def card_base(card: dict[str, Any], root: str | os.PathLike[str]) -> str | None:
+    """The card's ``base_url`` made absolute (relative paths are relative to ``root``), or None when unset.
+
+    Raises:
+        ConfigError: the card names a location outside the allow-list (``pipe:``, ``gs://``, shell syntax...).
+    """
+    from sardata.stream.remote import check_location
+
+    base = card.get(BASE_KEY)
+    if not base:
+        return None
+    base = str(base)
+    check_location(base)  # a card naming pipe: or another scheme is refused, never run
+    if is_url(base) or os.path.isabs(base):
+        return base
+    return _join(str(root), base)
+
+
+def relocate(root: str | os.PathLike[str], base: str | None) -> dict[str, Any]:
+    """Point a local dataset at shards stored under ``base`` (or back next to the card with ``None``/``"."``).
+
+    Only ``dataset.json`` is rewritten (atomically): tables, their hashes and shard names stay as they are.
+    ``base`` must hold the same relative layout (``<base>/shards/<name>.tar``).
+
+    Raises:
+        ManifestSchemaError: ``root`` is not a finished dataset.
+        ConfigError: ``base`` is not an allowed location, or ``shards.parquet`` names absolute locations (those
+            cannot move with a base).
+    """
+    from sardata.manifest.io import read_table
+    from sardata.stream.remote import check_location
+
+    root = Path(root)
+    card = read_card(root)
+    if card.get("kind", "dataset") != "dataset":
+        raise ConfigError(f"{root}: only built datasets (build-shards output) have shards to relocate")
+    absolute = [s["path"] for s in read_table(root / "shards.parquet", "shards").to_pylist() if is_url(s["path"])]
+    if absolute:
+        raise ConfigError(
+            f"{root / 'shards.parquet'}: shard paths such as {absolute[0]!r} are absolute URLs; only paths relative "
+            "to the card can be relocated (rebuild, or merge into a new dataset)"
+        )
+    if base in (None, "", "."):
+        card.pop(BASE_KEY, None)
+    else:
+        check_location(base)
+        card[BASE_KEY] = base.rstrip("/") if is_url(base) else base
+    write_card(root, card)
+    return card
+
+
+def locate(
+    root: str | os.PathLike[str], base_url: str | None = None, cache: Any = None
+) -> tuple[Path, str | None, Any]:
+    """Resolve a dataset location into (local manifest directory, shard base or None for "next to the card",
+    cache). ``root`` may be a URL: its manifests are fetched through ``cache`` (a default
+    :class:`~sardata.stream.remote.ShardCache` when None). A remote shard base also gets a default cache."""
+    from sardata.stream.remote import ShardCache
+
+    if is_url(str(root)) and not str(root).lower().startswith("file://"):
+        cache = cache if cache is not None else ShardCache()
+        local = fetch_manifest(str(root), cache)
+        card = read_card(local)
+        base = base_url or card_base(card, str(root)) or str(root).rstrip("/")
+    else:
+        local = Path(urllib.parse.urlsplit(str(root)).path) if str(root).lower().startswith("file://") else Path(root)
+        card = read_card(local)
+        base = base_url or card_base(card, local)
+    if base is not None and is_url(base) and not base.lower().startswith("file://") and cache is None:
+        cache = ShardCache()
+    return local, base, cache
+
+
+def fetch_manifest(url: str, cache: Any) -> Path:
+    """Download ``<url>/dataset.json`` and the tables it lists into the cache; verify each table's sha256.
+
+    Raises:
+        ManifestSchemaError: the card cannot be fetched or parsed.
+        ShardIntegrityError: a fetched table does not match the card's sha256.
+    """
+    base = url.rstrip("/")
+    card_bytes = _get(cache, f"{base}/{CARD_NAME}")
+    try:
+        card = json.loads(card_bytes)
+    except ValueError as exc:
+        raise ManifestSchemaError(f"{base}/{CARD_NAME}: not valid JSON ({exc})") from exc
+    local = Path(cache.dir) / "manifests" / hashlib.sha256(card_bytes).hexdigest()
+    if (local / CARD_NAME).exists():
+        return local  # written last, after every table was verified
+    for name, info in sorted(card.get("tables", {}).items()):
+        target = local / f"{name}.parquet"
+        if target.exists() and sha256_file(target) == info["sha256"]:
+            continue
+        data = _get(cache, f"{base}/{name}.parquet")
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != info["sha256"]:
+            raise ShardIntegrityError(
+                f"{base}/{name}.parquet: sha256 {actual} != {info['sha256']} recorded in {base}/{CARD_NAME}; "
+                "the served copy is stale or damaged (copy the dataset folder again)"
+            )
+        atomic_write_bytes(target, data, fsync=True)
+    atomic_write_bytes(local / CARD_NAME, card_bytes, fsync=True)
+    return local
+
+
+def _get(cache: Any, url: str) -> bytes:
+    """One whole object (HTTP GET / S3 GET) through the cache's transports; errors name the URL."""
+    try:
+        with cache._open(url) as fh:  # the cache's allow-listed transports (urllib / s3fs / trusted opener)
+            return fh.read()
+    except (OSError, ValueError, http.client.HTTPException) as exc:
+        raise ManifestSchemaError(f"{url}: cannot fetch ({type(exc).__name__}: {exc}); is the dataset there?") from exc
+
+
+__all__ = ["BASE_KEY", "card_base", "fetch_manifest", "is_url", "locate", "relocate"]
