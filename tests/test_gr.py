@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -110,6 +111,42 @@ def test_batch_independence_bitwise() -> None:
     g = gr_maps(x)
     for i in range(5):
         assert torch.equal(gr_maps(x[i : i + 1]), g[i : i + 1])
+
+
+@pytest.mark.parametrize("shape", [(19, 300), (300, 19), (18, 18)])
+def test_extreme_aspect_ratios_match_oracle(shape: tuple[int, int]) -> None:
+    """Buffers are shared between the horizontal and vertical passes: both orientations must fit."""
+    x = speckle(*shape, seed=3)
+    np.testing.assert_allclose(gr_maps(x)[0].numpy(), oracle(x[0, 0].numpy()), atol=1e-6, rtol=0)
+
+
+def test_chunks_and_kept_workspaces_are_bitwise_consistent() -> None:
+    """224² batches run in CPU chunks (the last one shorter) with per-thread kept workspaces: no state leaks."""
+    x = torch.cat([speckle(224, 224, s) for s in range(5)])
+    other = speckle(40, 52, 9)
+    alone = [gr_maps(x[i : i + 1]) for i in range(5)]
+    first_other = gr_maps(other)
+    batch = gr_maps(x)
+    for i in range(5):
+        assert torch.equal(batch[i : i + 1], alone[i])
+    assert torch.equal(gr_maps(other), first_other)
+    assert batch.is_contiguous() and batch.dtype == torch.float32 and batch.device.type == "cpu"
+
+
+def test_threads_do_not_share_workspaces() -> None:
+    xs = [speckle(64 + 8 * (i % 2), 72, i) for i in range(8)]
+    expected = [gr_maps(x) for x in xs]
+    with ThreadPoolExecutor(2) as pool:
+        got = list(pool.map(gr_maps, xs))
+    assert all(torch.equal(a, b) for a, b in zip(got, expected, strict=True))
+
+
+def test_input_dtypes_give_identical_maps() -> None:
+    x = speckle(48, 56)
+    assert torch.equal(gr_maps(x.double()), gr_maps(x))
+    assert torch.equal(gr_maps(x.clone().requires_grad_()), gr_maps(x))  # a target: no autograd graph
+    half = x.half()
+    assert torch.equal(gr_maps(half), gr_maps(half.float()))
 
 
 @pytest.mark.parametrize(

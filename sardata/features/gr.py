@@ -3,19 +3,30 @@
 For radius k: over the reflect-padded image plus ε = 0.01, the half-box sums L, R, T, B (side 2k+1, each
 including the centre line), ``gx = ln L − ln R``, ``gy = ln T − ln B``, ``GR_k = sqrt(gx² + gy²)``.
 
-How it is computed (O(1) per pixel per scale, torch on CPU or CUDA):
+How it is computed (O(1) per pixel per scale; one code path, torch on CPU or CUDA):
 
-1. Reflect-pad once by ``max(radii)``; quantise ``q = round(x · 2^b)``; integral image of q in float64. q is
-   integer-valued and every prefix sum stays below 2^53, so the sums are **exact and order-independent** on any
-   device. ``b = 32`` (the spec's fixed point) unless the image is so large that 2^b · padded pixels would pass
-   2^53 (> ≈1,400² px); then ``b = floor(53 − log2(padded pixels))`` (28 at 4096²; per-pixel error 2^-(b+1),
-   still < 2e-7 relative on a half-sum).
+1. Fixed point: ``q = round(x · 2^b)`` plus ``round(ε · 2^b)`` per pixel, reflect-padded once by ``max(radii)``
+   (which contains the padding for every smaller k), integral image in float64. Every value is an integer multiple
+   of one power-of-two unit and every prefix sum stays below 2^53 units, so all window sums are **exact and
+   order-independent** on any device. ``b = 32`` (the spec's fixed point) unless the image is so large that the
+   prefix sums would pass 2^53 units (> ≈1,400² px); then ``b = floor(53 − log2(padded pixels))`` (28 at 4096²;
+   per-pixel error 2^-(b+1), still < 2e-7 relative on a half-sum).
 2. A half-box is one window of (2k+1) × (k+1) pixels, and **R at column j is the same window as L at column
    j + k** (T/B likewise along rows). So each scale needs one log plane per direction of H × (W + k) windows, and
    ``gx`` is a difference of two shifted views of it — 8 logs per pixel for four scales instead of 16.
-3. Window means of x + ε are rounded to float32 once and ``log2`` is taken in float32; the difference of logs
-   is exactly antisymmetric, so flips and transposes commute **bit-for-bit**, a constant image gives exactly 0
-   and corners are exactly 0. Error against the float64 definition ≈2e-7, well inside the 1e-5 tolerance.
+3. Opposite halves hold the same number of pixels, so the count cancels in ``log L − log R``: window *sums* are
+   used, in a power-of-two unit chosen per radius set so that they lie around 1 (float32 ``log2`` then stays
+   accurate to ~5e-7 absolute, as for window means). Each exact sum is rounded to float32 once; the difference of
+   logs is exactly antisymmetric, so flips and transposes commute **bit-for-bit**, a constant image gives exactly 0
+   and corners are exactly 0. Error against the float64 definition ≤ 5e-7 (mostly the float32 rounding of the
+   output), well inside the 1e-5 tolerance.
+4. Speed (``sardata bench gr``): buffers and their views are built once per chunk shape (:class:`_Workspace`) and
+   every op writes into them (slicing costs as much as a small op at these sizes); CPU batches run in chunks of
+   ~2^17 px so a chunk's planes stay in cache; the CPU output comes from numpy's allocator, which asks the kernel
+   for transparent huge pages for large arrays — first-touch page faults of a fresh 4 KiB-paged output cost
+   about a fifth of the whole computation. The result is an ordinary CPU tensor (its storage belongs to that numpy
+   array, so it cannot be resized in place). Profile at 224², one thread: float32 log2 ≈ 25 %, the float64 window
+   subtractions ≈ 30 %, the rest elementwise float32 passes, two cumsums, the output's page faults and Python.
 
 Inputs must be finite, in [0, 1] (8-bit images / 255) and at least ``max(radii) + 1`` px on each side.
 """
@@ -23,8 +34,10 @@ Inputs must be finite, in [0, 1] (8-bit images / 255) and at least ``max(radii) 
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -42,6 +55,10 @@ from sardata.features.grcodec import (  # noqa: F401 - re-exported: constants an
 _LN2 = math.log(2.0)
 #: images per internal chunk on CPU: keeps the working planes of one chunk inside the core's cache
 _CPU_CHUNK_PIXELS = 1 << 17
+#: CPU workspaces up to this size are kept per thread for the next call with the same shape: allocating and slicing
+#: one costs about a fifth of a single 224² image, and build-shards calls GR one image at a time
+_KEEP_WORKSPACE_BYTES = 1 << 24
+_kept = threading.local()
 
 
 def check_images(images: torch.Tensor, radii: Sequence[int] = GR_RADII, keys: Sequence[str] | None = None) -> None:
@@ -57,21 +74,32 @@ def check_images(images: torch.Tensor, radii: Sequence[int] = GR_RADII, keys: Se
         )
     if not images.is_floating_point():
         raise GRInputError(f"GR needs float images in [0, 1], got {images.dtype} (divide 8-bit images by 255)")
+    lo, hi = torch.aminmax(images)  # one pass over the batch; per-sample extrema only to name a bad sample
+    if bool((lo >= 0) & (hi <= 1)):  # NaN fails both comparisons and ±Inf fails one: no separate isfinite pass
+        return
     lo, hi = torch.aminmax(images.reshape(images.shape[0], -1), dim=1)
-    bad = ~((lo >= 0) & (hi <= 1))  # NaN fails both comparisons and ±Inf fails one: no separate isfinite pass
-    if bool(bad.any()):
-        i = int(bad.nonzero()[0])
-        key = keys[i] if keys is not None else f"#{i}"
-        raise GRInputError(
-            f"sample {key}: GR needs finite values in [0, 1], got min {float(lo[i]):.4g} max {float(hi[i]):.4g} "
-            "(compute GR before mean/std normalisation; scale 8-bit data by 1/255)"
-        )
+    i = int((~((lo >= 0) & (hi <= 1))).nonzero()[0])
+    key = keys[i] if keys is not None else f"#{i}"
+    raise GRInputError(
+        f"sample {key}: GR needs finite values in [0, 1], got min {float(lo[i]):.4g} max {float(hi[i]):.4g} "
+        "(compute GR before mean/std normalisation; scale 8-bit data by 1/255)"
+    )
 
 
 def quant_bits(height: int, width: int, pad: int) -> int:
     """Fixed-point bits for an image: 32, or fewer when the integral image of (x + ε) would exceed 2^53."""
     padded = (height + 2 * pad) * (width + 2 * pad) * (1 + GR_EPS)
     return min(32, int(math.floor(53 - math.log2(padded))))
+
+
+def sum_shift(radii: Sequence[int]) -> int:
+    """Power of two that centres the half-box sums of (x + ε) on 1 (in log2) over all radii.
+
+    A sum over c pixels lies in [ε·c, (1 + ε)·c]; dividing by 2^shift keeps |log2| as small as it is for window means
+    ([0.01, 1.01] → |log2| ≤ 6.7), so float32 log2 loses nothing. Powers of two scale exactly.
+    """
+    counts = [(k + 1) * (2 * k + 1) for k in radii]
+    return round((math.log2(GR_EPS * min(counts)) + math.log2((1 + GR_EPS) * max(counts))) / 2)
 
 
 def gr_maps(
@@ -84,51 +112,98 @@ def gr_maps(
     """
     check_images(images, radii, keys)
     n, _, h, w = images.shape
-    out = torch.empty((n, len(radii), h, w), dtype=torch.float32, device=images.device)
+    out = _empty_output((n, len(radii), h, w), images.device)
     per = n if images.is_cuda else max(1, _CPU_CHUNK_PIXELS // (h * w))
-    for start in range(0, n, per):
-        _gr_chunk(images[start : start + per, 0], tuple(radii), out[start : start + per])
+    with torch.no_grad():  # a regression target, never differentiated; out= ops refuse inputs that require grad
+        for start in range(0, n, per):
+            x = images[start : start + per]
+            _workspace(x.shape[0], h, w, tuple(radii), x.dtype, x.device).run(x, out[start : start + per])
     return out
 
 
-def _gr_chunk(x: torch.Tensor, radii: tuple[int, ...], out: torch.Tensor) -> None:
-    """Fill ``out`` (n, S, H, W) with the GR maps of ``x`` (n, H, W)."""
-    n, h, w = x.shape
-    pad = max(radii)
-    bits = quant_bits(h, w, pad)
-    q = F.pad(x[:, None].to(torch.float64), (pad, pad, pad, pad), mode="reflect")[:, 0]  # (n, H+2P, W+2P)
-    q.add_(GR_EPS).mul_(2.0**bits).round_()  # (x + ε) in fixed point: ε enters every half-sum as count·ε
-    s = F.pad(q.cumsum_(1).cumsum_(2), (1, 0, 1, 0))  # (n, H+2P+1, W+2P+1) exact integral image
-    del q
-    for ch, k in enumerate(radii):
-        scale = 1.0 / ((k + 1) * (2 * k + 1) * 2.0**bits)  # window sum → window mean of (x + ε), in [0.01, 1.01]
-        # horizontal: row band i-k..i+k, windows of columns c..c+k for c = j+P-k .. j+P  (W + k of them)
-        band = s[:, pad + k + 1 : pad + k + 1 + h, :] - s[:, pad - k : pad - k + h, :]  # (n, H, W+2P+1)
-        lw = _log_windows(band[:, :, pad + 1 : pad + 1 + w + k], band[:, :, pad - k : pad + w], scale)
-        del band
-        gx = lw[:, :, :w] - lw[:, :, k : k + w]  # log2 L − log2 R   (n, H, W)
-        del lw
-        # vertical: column band j-k..j+k, windows of rows r..r+k
-        band = s[:, :, pad + k + 1 : pad + k + 1 + w] - s[:, :, pad - k : pad - k + w]  # (n, H+2P+1, W)
-        lv = _log_windows(band[:, pad + 1 : pad + 1 + h + k, :], band[:, pad - k : pad + h, :], scale)
-        del band
-        gy = lv[:, :h] - lv[:, k : k + h]  # log2 T − log2 B
-        del lv
-        # square separately, then add (IEEE addition commutes: exact under transpose; a fused multiply-add such as
-        # addcmul would not). torch.hypot is symmetric too but ~5x slower on CPU.
-        out[:, ch] = gx.mul_(gx).add_(gy.mul_(gy)).sqrt_()
-        del gx, gy
-    out.mul_(_LN2)  # log2 → natural log units
+def _workspace(n: int, h: int, w: int, radii: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> _Workspace:
+    """The workspace for chunks of this shape: the calling thread's kept one (small CPU ones only) or a new one."""
+    key = (n, h, w, radii, dtype == torch.float64, device)
+    kept: dict[tuple, _Workspace] = _kept.__dict__.setdefault("workspaces", {})
+    if key in kept:
+        return kept[key]
+    ws = _Workspace(n, h, w, radii, dtype, device)
+    if device.type == "cpu" and ws.nbytes <= _KEEP_WORKSPACE_BYTES:
+        if len(kept) >= 2:  # a batch needs at most two: full chunks and the last, shorter one
+            kept.pop(next(iter(kept)))
+        kept[key] = ws
+    return ws
 
 
-def _log_windows(upper: torch.Tensor, lower: torch.Tensor, scale: float) -> torch.Tensor:
-    """log2 of the window means ``(upper − lower) · scale`` in float32.
+def _empty_output(shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """Uninitialised float32 output; on CPU backed by numpy, whose allocator asks for transparent huge pages."""
+    if device.type != "cpu":
+        return torch.empty(shape, dtype=torch.float32, device=device)
+    return torch.from_numpy(np.empty(shape, dtype=np.float32))
 
-    The difference of exact float64 prefix sums is itself exact; it is rounded to float32 in the same pass.
-    Taking means first keeps log2's arguments in [0.01, 1.01], where float32 log2 is accurate to ~1e-7 absolute.
+
+class _Workspace:
+    """Buffers and precomputed views for GR of chunks of ``n`` images of one shape; :meth:`run` fills an output.
+
+    Layout: ``s`` is the (n, H+2P+1, W+2P+1) float64 integral image (leading zero row and column) of the fixed-point
+    padded image, P = max(radii). For radius k, horizontal windows (rows i−k…i+k, columns c…c+k) start at padded
+    columns c = P−k … P+W−1 (W + k of them): L at j is window j, R at j is window j + k. A *band* (the row-box sum
+    of all prefix columns) turns each window into one more subtraction. Vertical windows mirror this along rows.
     """
-    window = torch.empty(upper.shape, dtype=torch.float32, device=upper.device)
-    return torch.sub(upper, lower, out=window).mul_(scale).log2_()
+
+    def __init__(self, n: int, h: int, w: int, radii: tuple[int, ...], dtype: torch.dtype, device: torch.device):
+        p = max(radii)
+        bits = quant_bits(h, w, p)
+        unit = 2.0 ** -(bits + sum_shift(radii))
+        self.pad, self.to_fixed, self.unit = p, 2.0**bits, unit
+        self.eps = round(GR_EPS * 2.0**bits) * unit  # ε in the same fixed point: ε·count enters every half-sum
+        f64 = torch.float64
+        # x·2^b and its rounding are exact in float32 (power-of-two scaling); float64 input keeps float64
+        self.xq = torch.empty((n, 1, h, w), dtype=f64 if dtype == f64 else torch.float32, device=device)
+        self.s = torch.zeros((n, h + 2 * p + 1, w + 2 * p + 1), dtype=f64, device=device)
+        self.s_in = self.s[:, 1:, 1:]
+        band = torch.empty(n * max(h * (w + 2 * p + 1), (h + 2 * p + 1) * w), dtype=f64, device=device)
+        logs = torch.empty(n * max(h * (w + p), (h + p) * w), dtype=torch.float32, device=device)
+        self.g = torch.empty((n, 2, h, w), dtype=torch.float32, device=device)
+        self.gx, self.gy = self.g.unbind(1)
+        self.scales = [(self._horizontal(k, band, logs), self._vertical(k, band, logs)) for k in radii]
+        self.nbytes = sum(t.numel() * t.element_size() for t in (self.xq, self.s, band, logs, self.g))
+
+    def _horizontal(self, k: int, band: torch.Tensor, logs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Views for gx at radius k: (band upper, band lower, band, window upper, window lower, log plane, L, R, gx)."""
+        s, p = self.s, self.pad
+        n, _, h, w = self.xq.shape
+        cols = slice(p - k, p + w + k + 1)
+        b = band[: n * h * (w + 2 * k + 1)].view(n, h, w + 2 * k + 1)
+        lw = logs[: n * h * (w + k)].view(n, h, w + k)
+        upper, lower = s[:, p + k + 1 : p + k + 1 + h, cols], s[:, p - k : p - k + h, cols]
+        return upper, lower, b, b[:, :, k + 1 : k + 1 + w + k], b[:, :, : w + k], lw, lw[..., :w], lw[..., k:], self.gx
+
+    def _vertical(self, k: int, band: torch.Tensor, logs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The same views for gy: windows of rows r…r+k over columns j−k…j+k."""
+        s, p = self.s, self.pad
+        n, _, h, w = self.xq.shape
+        rows = slice(p - k, p + h + k + 1)
+        b = band[: n * (h + 2 * k + 1) * w].view(n, h + 2 * k + 1, w)
+        lv = logs[: n * (h + k) * w].view(n, h + k, w)
+        upper, lower = s[:, rows, p + k + 1 : p + k + 1 + w], s[:, rows, p - k : p - k + w]
+        return upper, lower, b, b[:, k + 1 : k + 1 + h + k], b[:, : h + k], lv, lv[:, :h], lv[:, k:], self.gy
+
+    def run(self, x: torch.Tensor, out: torch.Tensor) -> None:
+        """Fill ``out`` (n, S, H, W) with the GR maps of ``x`` (n, 1, H, W)."""
+        torch.mul(x.to(self.xq.dtype), self.to_fixed, out=self.xq).round_().mul_(self.unit)
+        self.s_in.copy_(F.pad(self.xq, (self.pad,) * 4, mode="reflect")[:, 0]).add_(self.eps)
+        self.s.cumsum_(1).cumsum_(2)  # exact: integer multiples of one unit, below 2^53 of them
+        for directions, channel in zip(self.scales, out.unbind(1), strict=True):
+            for upper, lower, band, wu, wl, logs, first, second, g in directions:
+                torch.sub(upper, lower, out=band)
+                torch.sub(wu, wl, out=logs).log2_()  # exact float64 window sums, rounded to float32 once
+                torch.sub(first, second, out=g)  # log2 L − log2 R (or T − B)
+            self.g.mul_(self.g)
+            # square separately, then add (IEEE addition commutes: exact under transpose; a fused multiply-add such
+            # as addcmul would not). torch.hypot is symmetric too but ~5x slower on CPU.
+            torch.add(self.gx, self.gy, out=channel)
+        out.sqrt_().mul_(_LN2)  # log2 → natural log units
 
 
 def patchify(maps: torch.Tensor, patch_size: int) -> torch.Tensor:
