@@ -20,6 +20,7 @@ import io
 import json
 import os
 import zipfile
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -81,18 +82,46 @@ def read_part(out: Path, uid: str) -> dict[str, Any] | None:
         return None
 
 
+#: open unit files of this process: (pid, path, mtime_ns, size) → (ZipFile, sample index → member infos)
+_OPEN_UNITS: OrderedDict[tuple, tuple[zipfile.ZipFile, dict[str, list[zipfile.ZipInfo]]]] = OrderedDict()
+_MAX_OPEN_UNITS = 8
+
+
+def _unit(path: Path) -> tuple[zipfile.ZipFile, dict[str, list[zipfile.ZipInfo]]]:
+    """The unit's zip and a per-sample member index, opened once per process and file version.
+
+    One HDF5 or scene unit can hold 10⁵ samples; re-reading its central directory for every sample made a build
+    quadratic in the unit size. The key holds the pid (a forked worker never shares the parent's file offset)
+    and the file's mtime and size (a unit rewritten by a rerun of ingest is reopened)."""
+    st = path.stat()
+    key = (os.getpid(), str(path), st.st_mtime_ns, st.st_size)
+    hit = _OPEN_UNITS.get(key)
+    if hit is not None:
+        _OPEN_UNITS.move_to_end(key)
+        return hit
+    zf = zipfile.ZipFile(path)
+    index: dict[str, list[zipfile.ZipInfo]] = {}
+    for info in zf.infolist():
+        if info.filename.endswith(".npy"):
+            index.setdefault(info.filename.partition(".")[0], []).append(info)
+    _OPEN_UNITS[key] = (zf, index)
+    while len(_OPEN_UNITS) > _MAX_OPEN_UNITS:
+        old_key, (old, _) = _OPEN_UNITS.popitem(last=False)
+        if old_key[0] == os.getpid():
+            old.close()
+    return zf, index
+
+
 def load_arrays(root: str | os.PathLike[str], store_path: str) -> dict[str, np.ndarray]:
     """Arrays of one sample from ``store_path`` (``units/…npz#i``) under an ingest root."""
     rel, _, idx = store_path.partition("#")
     path = Path(root) / rel
-    prefix = f"{idx}."
     try:
-        with zipfile.ZipFile(path) as zf:  # what np.load does for an .npz, without its per-member overhead
-            return {
-                name[len(prefix) : -4]: np.lib.format.read_array(io.BytesIO(zf.read(name)), allow_pickle=False)
-                for name in zf.namelist()
-                if name.startswith(prefix) and name.endswith(".npy")
-            }
+        zf, index = _unit(path)
+        return {
+            info.filename[len(idx) + 1 : -4]: np.lib.format.read_array(io.BytesIO(zf.read(info)), allow_pickle=False)
+            for info in index.get(idx, [])
+        }
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise ShardIntegrityError(f"{path}: cannot read sample store ({exc}); rerun `sardata ingest`") from exc
 
@@ -100,6 +129,5 @@ def load_arrays(root: str | os.PathLike[str], store_path: str) -> dict[str, np.n
 def stored_sizes(root: str | os.PathLike[str], store_path: str) -> dict[str, int]:
     """Encoded ``.npy`` size of each field of one sample, from the zip directory (no data read)."""
     rel, _, idx = store_path.partition("#")
-    prefix = f"{idx}."
-    with zipfile.ZipFile(Path(root) / rel) as zf:
-        return {i.filename[len(prefix) : -4]: i.file_size for i in zf.infolist() if i.filename.startswith(prefix)}
+    _, index = _unit(Path(root) / rel)
+    return {i.filename[len(idx) + 1 : -4]: i.file_size for i in index.get(idx, [])}

@@ -40,6 +40,7 @@ from torch import nn
 
 from sardata.errors import ConfigError
 from sardata.models._registry import register_model
+from sardata.models.layers.heads import FreezableEncoder
 from sardata.models.layers.seq import (
     LN_EPS,
     PE,
@@ -299,36 +300,9 @@ class RadarPosPretrain(RadarEncoder):
         return self.forward_loss(batch, generator)
 
 
-class HeadMixin:
+class HeadMixin(FreezableEncoder):
     """Classifier head protocol shared with the SAR family (``vit_irpe``): ``"linear"`` freezes the encoder and
     keeps it in eval mode, ``"finetune"`` makes everything trainable again. Subclasses build ``self.head``."""
-
-    encoder_frozen = False
-
-    def freeze_encoder(self) -> list[nn.Parameter]:
-        """Freeze everything but ``head``; the encoder stays in eval mode from now on. Returns the head params."""
-        for name, p in self.named_parameters():
-            p.requires_grad_(name.startswith("head."))
-        self.encoder_frozen = True
-        self.train(self.training)
-        return [p for p in self.parameters() if p.requires_grad]
-
-    def unfreeze_encoder(self) -> list[nn.Parameter]:
-        """Make every parameter trainable again; return them."""
-        for p in self.parameters():
-            p.requires_grad_(True)
-        self.encoder_frozen = False
-        self.train(self.training)
-        return list(self.parameters())
-
-    def train(self, mode: bool = True) -> Any:
-        """As ``nn.Module.train``, but a frozen encoder stays in eval mode (only the head follows ``mode``)."""
-        nn.Module.train(self, mode)
-        if self.encoder_frozen:
-            for name, child in self.named_children():
-                if name != "head":
-                    child.train(False)
-        return self
 
     def _install_head(self, norm: nn.Module, num_classes: int, kind: str, device: torch.device) -> None:
         """``head = Sequential(norm, fc)``; ``fc`` trunc-normal weight (2e-5 finetune, 0.01 linear, as MAE and

@@ -30,6 +30,7 @@ from torch import nn
 from sardata.errors import ConfigError
 from sardata.models._registry import register_model
 from sardata.models.layers.attention import Block, norm_layer
+from sardata.models.layers.heads import FreezableEncoder
 from sardata.models.layers.irpe import normalise_lookup_table
 
 HeadKind = Literal["finetune", "linear"]
@@ -38,7 +39,7 @@ MAE_ALLOW_MISSING: tuple[str, ...] = ("blocks.*.attn.rpe_k.*",)
 _PREFIXES = ("module.", "_orig_mod.")
 
 
-class VisionTransformerIRPE(nn.Module):
+class VisionTransformerIRPE(FreezableEncoder, nn.Module):
     """ViT-B/16-style classifier over ``(N, 1, H, W)`` images in [0, 1]; ``num_classes=0`` → identity head."""
 
     task = "classify"
@@ -118,32 +119,6 @@ class VisionTransformerIRPE(nn.Module):
             self.freeze_encoder()
         else:
             self.unfreeze_encoder()
-
-    def freeze_encoder(self) -> list[nn.Parameter]:
-        """Freeze everything but ``head``, keep the encoder in eval mode from now on; return the trainable
-        (head) parameters for the optimiser."""
-        for name, p in self.named_parameters():
-            p.requires_grad_(name.startswith("head."))
-        self.encoder_frozen = True
-        self.train(self.training)
-        return [p for p in self.parameters() if p.requires_grad]
-
-    def unfreeze_encoder(self) -> list[nn.Parameter]:
-        """Make every parameter trainable again; return them."""
-        for p in self.parameters():
-            p.requires_grad_(True)
-        self.encoder_frozen = False
-        self.train(self.training)
-        return list(self.parameters())
-
-    def train(self, mode: bool = True) -> VisionTransformerIRPE:
-        """As ``nn.Module.train``, but a frozen encoder stays in eval mode (only the head follows ``mode``)."""
-        super().train(mode)
-        if self.encoder_frozen:
-            for name, child in self.named_children():
-                if name != "head":
-                    child.train(False)
-        return self
 
     # ---------------------------------------------------------------------------------------- forward
     def forward_tokens(self, x: torch.Tensor) -> torch.Tensor:

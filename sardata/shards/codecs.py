@@ -75,10 +75,25 @@ def encode_npy(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def decode_npy(data: bytes, where: str = "") -> np.ndarray:
-    """Decode ``.npy`` bytes without ever unpickling."""
+def decode_npy(data: bytes | bytearray | memoryview, where: str = "") -> np.ndarray:
+    """Decode ``.npy`` bytes without ever unpickling.
+
+    Plain (non-object, C-order) arrays are a zero-copy view of ``data`` — writable when ``data`` is a
+    ``bytearray`` (the loader reads members with ``readinto``), read-only for ``bytes``; everything else goes
+    through numpy's reader. Object dtypes are refused either way."""
     try:
-        return np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
+        fh = io.BytesIO(data)
+        version = np.lib.format.read_magic(fh)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        if version not in read_header:
+            return np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
+        shape, fortran, dtype = read_header[version](fh)
+        if dtype.hasobject:
+            raise ValueError("object arrays are never decoded")
+        count = int(np.prod(shape, dtype=np.int64))
+        if fortran or len(data) - fh.tell() != count * dtype.itemsize:
+            return np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
+        return np.frombuffer(data, dtype=dtype, count=count, offset=fh.tell()).reshape(shape)
     except ValueError as exc:
         raise ShardIntegrityError(f"{where}: not a plain .npy member ({exc})") from exc
 

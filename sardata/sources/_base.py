@@ -8,12 +8,13 @@ adapter gets those guarantees for free and stays a small, testable decoder.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
 import typing
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -113,6 +114,9 @@ class Source(ABC):
     #: resume then also requires the whole input listing (paths, sizes, mtimes) to be unchanged, so an edited
     #: label file is never served from a stale unit.
     companion_files: ClassVar[bool] = False
+    #: when set, files whose (lower-case) name ends otherwise are recorded as skipped before any decoding
+    #: (``(".h5", ".hdf5")``: recipes, type lists and READMEs beside the data are documentation).
+    data_suffixes: ClassVar[tuple[str, ...]] = ()
     #: file names (lower-case) that are never data: recorded as skipped.
     junk_names: ClassVar[frozenset[str]] = frozenset({"thumbs.db", ".ds_store", "desktop.ini"})
     #: extensions (lower-case, with dot) of documentation and scripts: recorded as skipped.
@@ -157,6 +161,8 @@ class Source(ABC):
                 out[rel] = "not_data: documentation or system file"
             elif Path(name).suffix in self.junk_suffixes:
                 out[rel] = f"not_data: {Path(name).suffix} files are documentation or scripts"
+            elif self.data_suffixes and not name.endswith(self.data_suffixes):
+                out[rel] = f"not_data: {self.id} reads {'/'.join(self.data_suffixes)} files only"
         return out
 
     @abstractmethod
@@ -200,3 +206,22 @@ def _convert(value: str, hint: Any, what: str) -> Any:
     if origin in (tuple, list, Sequence) or hint in (tuple, list):
         return tuple(v.strip() for v in value.split(",") if v.strip())
     return value
+
+
+@contextlib.contextmanager
+def open_hdf5(unit: FileUnit) -> Iterator[Any]:
+    """An HDF5 input opened read-only after a magic-byte check; h5py's ``OSError`` becomes a ``RejectFile`` row
+    (``undecodable``), so a truncated or foreign file never aborts a run."""
+    import h5py
+
+    from sardata.errors import RejectFile
+    from sardata.sources._sniff import sniff
+
+    with open(unit.path, "rb") as fh:
+        if sniff(fh.read(1024)) != "hdf5":
+            raise RejectFile("bad_format", "not an HDF5 file (magic bytes)")
+    try:
+        with h5py.File(unit.path, "r") as f:
+            yield f
+    except OSError as exc:
+        raise RejectFile("undecodable", f"h5py cannot read it: {exc}") from exc

@@ -67,6 +67,7 @@ class GeoTIFF(Source):
     classes = ()
     Options = GeoTIFFOptions
     reads_whole_file = False
+    data_suffixes = RASTER_SUFFIXES
 
     def __init__(self, root: Any, options: Any = None) -> None:
         super().__init__(root, options)
@@ -77,13 +78,6 @@ class GeoTIFF(Source):
 
     def class_names(self) -> list[str]:
         return self._classes
-
-    def skip_reasons(self, rels: list[str]) -> dict[str, str]:
-        out = super().skip_reasons(rels)
-        for rel in rels:
-            if rel not in out and not rel.lower().endswith(RASTER_SUFFIXES):
-                out[rel] = "not_data: not a .tif/.tiff raster"
-        return out
 
     def read(self, unit: FileUnit) -> Iterator[Sample | MemberStatus]:
         import rasterio

@@ -28,8 +28,7 @@ import numpy as np
 
 from sardata.errors import ConfigError, RejectFile
 from sardata.sim.pdw import H5_FORMAT, H5_FORMAT_VERSION, MODES, PDW_DTYPE
-from sardata.sources._base import FileUnit, MemberStatus, Sample, Source
-from sardata.sources._sniff import sniff
+from sardata.sources._base import FileUnit, MemberStatus, Sample, Source, open_hdf5
 
 H5_SUFFIXES = (".h5", ".hdf5")
 #: the downstream emitters of ``radar.md`` §2.5.2 (pool trains are unlabelled)
@@ -55,29 +54,15 @@ class PDWSim(Source):
     classes = CLASSES
     Options = PDWSimOptions
     reads_whole_file = False
+    data_suffixes = H5_SUFFIXES
 
     def class_names(self) -> list[str]:
         return list(self.options.classes or self.classes)
 
-    def skip_reasons(self, rels: list[str]) -> dict[str, str]:
-        out = super().skip_reasons(rels)
-        for rel in rels:
-            if rel not in out and not rel.lower().endswith(H5_SUFFIXES):
-                out[rel] = "not_data: not an .h5/.hdf5 file (recipes and type lists are documentation)"
-        return out
-
     def read(self, unit: FileUnit) -> Iterator[Sample | MemberStatus]:
-        import h5py
-
-        with open(unit.path, "rb") as fh:
-            if sniff(fh.read(1024)) != "hdf5":
-                raise RejectFile("bad_format", "not an HDF5 file (magic bytes)")
-        try:
-            with h5py.File(unit.path, "r") as f:
-                pulses, offsets, index, meta = self._check(f)
-                yield from self._rows(pulses, offsets, index, meta)
-        except OSError as exc:
-            raise RejectFile("undecodable", f"h5py cannot read it: {exc}") from exc
+        with open_hdf5(unit) as f:
+            pulses, offsets, index, meta = self._check(f)
+            yield from self._rows(pulses, offsets, index, meta)
 
     def _check(self, f: Any) -> tuple[Any, np.ndarray, np.ndarray, Any]:
         """Validate the file's structure; returns (pulses dataset, offsets, index, meta dataset)."""

@@ -32,8 +32,7 @@ import numpy as np
 
 from sardata.errors import ConfigError, RejectFile
 from sardata.sim.radchar_fixture import FRAME, FS, LABELS_DTYPE, NOMINAL, SIGNAL_TYPES
-from sardata.sources._base import FileUnit, MemberStatus, Sample, Source
-from sardata.sources._sniff import sniff
+from sardata.sources._base import FileUnit, MemberStatus, Sample, Source, open_hdf5
 
 PATCH = 8
 H5_SUFFIXES = (".h5", ".hdf5", ".he5")
@@ -59,26 +58,12 @@ class RadChar(Source):
     classes = SIGNAL_TYPES
     Options = RadCharOptions
     reads_whole_file = False
-
-    def skip_reasons(self, rels: list[str]) -> dict[str, str]:
-        out = super().skip_reasons(rels)
-        for rel in rels:
-            if rel not in out and not rel.lower().endswith(H5_SUFFIXES):
-                out[rel] = "not_data: not an .h5/.hdf5 file"
-        return out
+    data_suffixes = H5_SUFFIXES
 
     def read(self, unit: FileUnit) -> Iterator[Sample | MemberStatus]:
-        import h5py
-
-        with open(unit.path, "rb") as fh:
-            if sniff(fh.read(1024)) != "hdf5":
-                raise RejectFile("bad_format", "not an HDF5 file (magic bytes)")
-        try:
-            with h5py.File(unit.path, "r") as f:
-                iq, labels = _datasets(f)
-                yield from self._rows(iq, labels)
-        except OSError as exc:
-            raise RejectFile("undecodable", f"h5py cannot read it: {exc}") from exc
+        with open_hdf5(unit) as f:
+            iq, labels = _datasets(f)
+            yield from self._rows(iq, labels)
 
     def _rows(self, iq: Any, labels: Any) -> Iterator[Sample | MemberStatus]:
         n_iq, n_lab = int(iq.shape[0]), int(labels.shape[0])

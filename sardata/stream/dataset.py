@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-from sardata.errors import ConfigError, LoaderStateError
+from sardata.errors import ConfigError, LoaderStateError, ShardIntegrityError
 from sardata.manifest.io import read_card, read_table
 from sardata.manifest.schema import SCHEMA_VERSION
 from sardata.shards.reader import decode_field
@@ -118,7 +118,10 @@ class ShardIndex:
         sample: dict[str, Any] = {"__key__": row.key, "__shard__": row.shard}
         for m in row.members:
             fh.seek(m["offset"])
-            sample[m["field"]] = decode_field(m["field"], fh.read(m["size"]), f"{row.shard}:{row.key}")
+            buf = bytearray(m["size"])  # readinto + a zero-copy, writable view: one copy from the page cache
+            if fh.readinto(buf) != m["size"]:
+                raise ShardIntegrityError(f"{row.shard}:{row.key}: {m['field']} is truncated; re-fetch or rebuild")
+            sample[m["field"]] = decode_field(m["field"], buf, f"{row.shard}:{row.key}")
         return sample
 
     def close(self) -> None:
@@ -136,9 +139,12 @@ class ShardIndex:
 def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
     """Stack arrays of equal shape into tensors; keep everything else (keys, JSON, ragged arrays) as lists."""
     out: dict[str, Any] = {}
-    for name in samples[0]:
-        values = [s[name] for s in samples]
-        if isinstance(values[0], np.ndarray) and all(v.shape == values[0].shape for v in values):
+    names = list(dict.fromkeys(k for s in samples for k in s))  # union, first-seen order (mixed sources differ)
+    for name in names:
+        values = [s.get(name) for s in samples]
+        if any(v is None for v in values):
+            out[name] = values
+        elif isinstance(values[0], np.ndarray) and all(v.shape == values[0].shape for v in values):
             out[name] = torch.from_numpy(np.stack(values))
         elif isinstance(values[0], (bool, int, np.integer)) and not isinstance(values[0], str):
             out[name] = torch.tensor(values)

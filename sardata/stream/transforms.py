@@ -72,7 +72,8 @@ class JointAugment:
         if p["contrast"] != 1.0:
             mean = img.mean()
             img = np.clip(mean + p["contrast"] * (img - mean), 0.0, 1.0).astype(np.float32)
-        out = {k: v for k, v in sample.items() if k not in ("img.npy", "gr.npy")}
+        # other arrays (cplx.npy, mask.npy...) are not transformed, so they would no longer line up: dropped
+        out = {k: v for k, v in sample.items() if not k.endswith(".npy")}
         out["image"] = img
         out["aug"] = p
         if self.mode == "precomputed":
