@@ -258,3 +258,10 @@ def test_cli_overrides_and_recipes_load(shards: Path, tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     cfg = json.loads((tmp_path / "cli" / "config.json").read_text())["config"]
     assert cfg["model_overrides"]["depth"] == 1 and cfg["stop_at_step"] == 1
+
+
+def test_bf16_autocast_step_on_cpu_and_fp16_refused(shards: Path, tmp_path: Path) -> None:
+    res = pretrain(_cfg(shards, stop_at_step=1, precision="bf16"), tmp_path / "bf16")
+    assert math.isfinite(res.last_loss)
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
+        pretrain(_cfg(shards, stop_at_step=1, precision="fp16"), tmp_path / "fp16")

@@ -1,0 +1,93 @@
+"""The radar training path end to end on the committed fixtures: RadChar + PDW pool shards → RadarPos pretraining
+through `sardata train pretrain` → one `sardata train finetune` command producing the cross-mode table (LoRA arm
+from the checkpoint, a supervised arm, the no-TOA-PE ablation)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sardata.errors import ConfigError
+from sardata.recipes import load_yaml
+from sardata.train.crossmode import Arm, CrossModeConfig, run_crossmode
+from sardata.train.pretrain import PretrainConfig, pretrain
+
+ROOT = Path(__file__).resolve().parents[1]
+PDW = ROOT / "tests" / "data" / "pdwsim" / "PDWSim"
+RADCHAR = ROOT / "tests" / "data" / "radchar" / "RadChar"
+
+
+@pytest.fixture(scope="module")
+def radar(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from sardata.ingest import ingest
+    from sardata.shards.build import BuildConfig, build_shards
+
+    base = tmp_path_factory.mktemp("radar")
+    out = {}
+    for name, source, root in (("pool", "pdwsim", PDW / "pool"), ("downstream", "pdwsim", PDW / "downstream"),
+                               ("radchar", "radchar", RADCHAR)):  # fmt: skip
+        ingest(source, root, base / "ingest" / name, workers=1)
+        out[name] = build_shards([base / "ingest" / name], base / "shards" / name, BuildConfig(), workers=1).out
+    return out
+
+
+def _arms(ckpt: str) -> list[Arm]:
+    return [
+        Arm(name="RadarPos + LoRA", model="test_radarpos_cls", checkpoint=ckpt, finetune="lora"),
+        Arm(name="Transformer (scratch)", model="test_transformer_scratch", finetune="full", lr=1e-3),
+    ]
+
+
+def test_radarpos_pretrain_then_crossmode_table(radar: dict[str, Path], tmp_path: Path) -> None:
+    cfg = PretrainConfig(kind="pretrain", name="rp", model="test_radarpos", data=[str(radar["pool"]),
+                         str(radar["radchar"])], split="train,pool,unlabelled", global_batch=8, epochs=2,
+                         warmup_epochs=0, lr=1e-4, device="cpu")  # fmt: skip
+    res = pretrain(cfg, tmp_path / "pre")
+    assert res.steps == 8  # (12 pool trains + 2 files × 10 RadChar frames) / 8 → 4 steps per epoch
+    rows = [json.loads(x) for x in (tmp_path / "pre" / "metrics.jsonl").read_text().splitlines()]
+    assert {"loss", "top1", "top1_pm1", "c_entropy"} <= set(rows[-1])
+    ckpt = str(tmp_path / "pre" / "checkpoints" / "last.pt")
+    recipe = {"kind": "crossmode", "name": "cm", "data": str(radar["downstream"]), "seeds": [1], "epochs": 2,
+              "warmup_epochs": 1, "milestones": [1], "batch_size": 4,
+              "arms": [vars(a) for a in _arms(ckpt)]}  # fmt: skip
+    (tmp_path / "cm.yaml").write_text(yaml.safe_dump(recipe))
+    done = subprocess.run([sys.executable, "-m", "sardata.cli", "train", "finetune", "-r", str(tmp_path / "cm.yaml"),
+                           "--out", str(tmp_path / "cm")], cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    table = (tmp_path / "cm" / "summary.md").read_text()
+    for transfer in ("VS→TAS", "VS→STT", "TAS→VS", "TAS→STT", "STT→VS", "STT→TAS"):
+        assert transfer in table
+    assert "RadarPos + LoRA" in table and "Transformer (scratch)" in table and "STT→STT" in table
+    results = [json.loads(x) for x in (tmp_path / "cm" / "results.jsonl").read_text().splitlines()]
+    assert len(results) == 2 * 3 * 3  # arms × source modes × target modes (one seed)
+    assert all(r["n_train"] == 8 and r["n_test"] == 7 for r in results)
+    lora = {r["trainable_params"] for r in results if r["arm"] == "RadarPos + LoRA"}
+    full = {r["trainable_params"] for r in results if r["arm"] == "Transformer (scratch)"}
+    assert max(lora) < min(full)  # only adapters + head train under LoRA
+
+
+def test_crossmode_is_reproducible_and_ablation_loads(radar: dict[str, Path], tmp_path: Path) -> None:
+    cfg = PretrainConfig(kind="pretrain", name="idx", model="test_radarpos", data=[str(radar["pool"])],
+                         split="unlabelled", global_batch=4, epochs=1, warmup_epochs=0, lr=1e-4, device="cpu",
+                         model_overrides={"pe": "index"})  # fmt: skip
+    pretrain(cfg, tmp_path / "idx")
+    arm = Arm(name="w/o TOA PE", model="test_radarpos_cls", checkpoint=str(tmp_path / "idx/checkpoints/last.pt"),
+              finetune="lora", model_overrides={"pe": "index"})  # fmt: skip
+    cm = CrossModeConfig(kind="crossmode", name="c", data=str(radar["downstream"]), arms=[arm], seeds=[2],
+                         epochs=2, warmup_epochs=1, milestones=[1], batch_size=4, device="cpu")  # fmt: skip
+    a = run_crossmode(cm, tmp_path / "a").rows
+    b = run_crossmode(cm, tmp_path / "b").rows
+    assert [(r["accuracy"], r["macro_f1"]) for r in a] == [(r["accuracy"], r["macro_f1"]) for r in b]
+
+
+def test_recipes_and_bad_arm() -> None:
+    for name in ("radarpos-lora.yaml", "radarpos-lora-cpu-small.yaml"):
+        cfg = load_yaml(ROOT / "pipelines" / name)
+        assert any(a.finetune == "lora" for a in cfg.arms) and any("TOA" in a.name for a in cfg.arms)
+    with pytest.raises(ConfigError, match="finetune"):
+        Arm(name="x", model="m", finetune="adapter")
