@@ -4,7 +4,12 @@ checkpoint and from scratch → a results table.
 
 The training stage uses the ``*-cpu-small`` recipes in ``pipelines/`` (copied into the library as defaults so an
 installed package runs the demo without the repository) on the demo's train split only: the test split is never
-seen before evaluation."""
+seen before evaluation.
+
+Why 8 pretraining epochs: the demo's train split is 192 synthetic chips. Measured on the 2-core box (10-shot, 3
+seeds, scratch = 24.8 ± 0.2 %): 2 epochs → 42.9 ± 6.9 %, 8 → 37.3 ± 9.6 %, 25 → 24.3 ± 1.0 % (the GR loss fell
+to 0.03: the pretext is learnt by heart on so few images and the features stop helping). The demo shows the
+pipeline working end to end in under two minutes; the study on real data is in ``RESULTS.md``."""
 
 from __future__ import annotations
 
@@ -38,7 +43,7 @@ def run_demo(
     workers: int = 2,
     progress: Callable[[str], Callable[[int, int], None]] | None = None,
     train: bool = True,
-    pretrain_epochs: int = 25,
+    pretrain_epochs: int = 8,
     train_progress: Callable[[str], Any] | None = None,
 ) -> DemoResult:
     """Generate the demo data under ``out/data``, ingest both layouts into ``out/ingest/<layout>``, build

@@ -24,7 +24,7 @@ def demo_cmd(
     train: Annotated[
         bool, typer.Option(help="Pretrain SAR-JEPA and run the 10-shot protocol after the data steps.")
     ] = True,
-    pretrain_epochs: Annotated[int, typer.Option(min=1, help="Pretraining epochs over the demo train split.")] = 25,
+    pretrain_epochs: Annotated[int, typer.Option(min=1, help="Pretraining epochs over the demo train split.")] = 8,
 ) -> None:
     """Synthetic SAR chips (MSTAR raw + JPEG) → ingest → shards with GR and few-shot views → verify → small SAR-JEPA
     pretraining → 10-shot fine-tuning (pretrained vs scratch) → table."""
