@@ -116,18 +116,22 @@ def _pick(batch: dict[str, torch.Tensor], idx: torch.Tensor, device: torch.devic
     return {k: v[idx].to(device) for k, v in batch.items() if k != "label"}
 
 
-def build_arm_model(arm: Arm, n_classes: int, cfg: CrossModeConfig, seed: int) -> torch.nn.Module:
+def arm_spec(arm: Arm) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None]:
+    """Constructor overrides (encoder sizes from the pretraining checkpoint, then the arm's) and the pretrained
+    weights of one arm — read once per arm, shared by every seed and source mode."""
+    if not arm.checkpoint:
+        return dict(arm.model_overrides), None
+    from sardata.models.radarpos import encoder_overrides
+
+    ckpt = load_checkpoint(arm.checkpoint)
+    return {**encoder_overrides(ckpt.get("model_overrides", {})), **arm.model_overrides}, ckpt["model"]
+
+
+def build_arm_model(arm: Arm, n_classes: int, cfg: CrossModeConfig, seed: int, overrides: dict[str, Any],
+                    state: dict[str, torch.Tensor] | None) -> torch.nn.Module:  # fmt: skip
     """Classifier of one arm: pretrained encoder (if any), fresh head, LoRA / frozen encoder as configured."""
     from sardata.models import create_model
 
-    overrides = dict(arm.model_overrides)
-    state = None
-    if arm.checkpoint:
-        ckpt = load_checkpoint(arm.checkpoint)
-        from sardata.models.radarpos import encoder_overrides
-
-        overrides = {**encoder_overrides(ckpt.get("model_overrides", {})), **overrides}
-        state = ckpt["model"]
     model = create_model(arm.model, **overrides)
     if state is not None:
         missing, _ = model.load_state_dict(state, strict=False)
@@ -144,12 +148,12 @@ def build_arm_model(arm: Arm, n_classes: int, cfg: CrossModeConfig, seed: int) -
     return model
 
 
-def train_arm(arm: Arm, samples: list[dict], view: Any, n_classes: int, cfg: CrossModeConfig, seed: int,
-              device: torch.device) -> tuple[torch.nn.Module, int]:  # fmt: skip
+def train_arm(arm: Arm, spec: tuple[dict[str, Any], Any], samples: list[dict], view: Any, n_classes: int,
+              cfg: CrossModeConfig, seed: int, device: torch.device) -> tuple[torch.nn.Module, int]:  # fmt: skip
     """Fine-tune one arm on one source mode; returns the model and its trainable parameter count."""
     from sardata.models.layers.lora import trainable_parameter_count
 
-    model = build_arm_model(arm, n_classes, cfg, seed).to(device)
+    model = build_arm_model(arm, n_classes, cfg, seed, *spec).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     lr = arm.lr or cfg.lr
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
@@ -198,11 +202,12 @@ def run_crossmode(cfg: CrossModeConfig, out: str | Path, progress: Any = None) -
     (out / "config.json").write_text(json.dumps({"config": json.loads(canonical_json(cfg)),
                                                  "config_sha256": config_sha256(cfg)}, indent=1))  # fmt: skip
     rows: list[dict[str, Any]] = []
+    specs = {id(arm): arm_spec(arm) for arm in cfg.arms}
     runs = [(a, s, m) for a in cfg.arms for s in cfg.seeds for m in cfg.modes]
     with open(out / "results.jsonl", "w", encoding="utf-8") as fh:
         for i, (arm, seed, src) in enumerate(runs):
             with seeded(seed, 5, cfg.modes.index(src)):
-                model, trainable = train_arm(arm, *train[src], n_classes, cfg, seed, device)
+                model, trainable = train_arm(arm, specs[id(arm)], *train[src], n_classes, cfg, seed, device)
             for dst in cfg.modes:
                 row = {"arm": arm.name, "src": src, "dst": dst, "transfer": src != dst, "seed": seed,
                        "finetune": arm.finetune, "trainable_params": trainable, "n_train": len(train[src][0]),

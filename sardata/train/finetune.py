@@ -139,11 +139,9 @@ def num_classes(root: str) -> tuple[str, int]:
 
 
 # ---------------------------------------------------------------------------------------------------- training
-def build_classifier(cfg: FinetuneConfig, n_classes: int, seed: int, k: int) -> tuple[torch.nn.Module, dict]:
-    """The downstream model with pretrained encoder weights (if any) and a fresh, seeded head."""
-    from sardata.models import create_model
-    from sardata.models.vit_irpe import load_pretrained
-
+def classifier_spec(cfg: FinetuneConfig) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None]:
+    """Constructor overrides of the downstream model (encoder sizes inherited from the pretraining checkpoint,
+    then the recipe's) and the pretrained weights — read once per recipe, shared by every (K, seed) run."""
     overrides: dict[str, Any] = {"img_size": cfg.image_size}
     state = None
     if cfg.checkpoint:
@@ -151,12 +149,21 @@ def build_classifier(cfg: FinetuneConfig, n_classes: int, seed: int, k: int) -> 
         overrides.update({k2: v for k2, v in ckpt.get("model_overrides", {}).items() if k2 in ENCODER_KEYS})
         state = ckpt["model"]
     overrides.update(cfg.model_overrides)
+    return overrides, state
+
+
+def build_classifier(cfg: FinetuneConfig, n_classes: int, seed: int, k: int, overrides: dict[str, Any],
+                     state: dict[str, torch.Tensor] | None) -> torch.nn.Module:  # fmt: skip
+    """The downstream model with pretrained encoder weights (if any) and a fresh, seeded head."""
+    from sardata.models import create_model
+    from sardata.models.vit_irpe import load_pretrained
+
     with seeded(seed, k, 1):
         model = create_model(cfg.model, **overrides)
         if state is not None:
             load_pretrained(model, state, allow_missing=("blocks.*.attn.rpe_k.*",))
         model.reset_classifier(n_classes, cfg.protocol)
-    return model, overrides
+    return model
 
 
 def _batches(n: int, batch: int, gen: torch.Generator) -> list[torch.Tensor]:
@@ -198,7 +205,7 @@ def run_one(cfg: FinetuneConfig, k: int, seed: int, data: dict[str, Any], device
     """Train and evaluate one (K, seed) run."""
     xtr, ytr = data["train"][(k, seed)]
     xte, yte = data["test"]
-    model, overrides = build_classifier(cfg, data["n_classes"], seed, k)
+    model = build_classifier(cfg, data["n_classes"], seed, k, *data["spec"])
     model.to(device)
     gen = torch.Generator().manual_seed(seed_int(seed, k, 2))
     if cfg.protocol == "linear":
@@ -226,7 +233,6 @@ def run_one(cfg: FinetuneConfig, k: int, seed: int, data: dict[str, Any], device
            "n_test": len(xte), "preset": cfg.preset, "crop": cfg.crop, "image_size": cfg.image_size,
            "checkpoint": cfg.checkpoint, "final_train_loss": losses[-1],
            **scores(logits.argmax(1).numpy(), yte.numpy(), data["n_classes"])}  # fmt: skip
-    model.overrides = overrides  # recorded in saved classifier checkpoints
     return row, model
 
 
@@ -236,7 +242,7 @@ def run_fewshot(cfg: FinetuneConfig, out: str | Path, progress: Any = None) -> F
     out.mkdir(parents=True, exist_ok=True)
     device = pick_device(cfg.device)
     dataset, n_classes = num_classes(cfg.data)
-    data: dict[str, Any] = {"dataset": dataset, "n_classes": n_classes, "train": {}}
+    data: dict[str, Any] = {"dataset": dataset, "n_classes": n_classes, "train": {}, "spec": classifier_spec(cfg)}
     xte, yte, test_keys = load_view(cfg.data, cfg.test_split, None, cfg.crop, cfg.image_size)
     data["test"] = (xte, yte)
     for k in cfg.shots:
@@ -259,7 +265,7 @@ def run_fewshot(cfg: FinetuneConfig, out: str | Path, progress: Any = None) -> F
             fh.flush()
             if cfg.save_models:
                 save_checkpoint(out / "models" / f"k{k}-s{seed}.pt", {
-                    "kind": "classifier", "model_name": cfg.model, "model_overrides": model.overrides,
+                    "kind": "classifier", "model_name": cfg.model, "model_overrides": data["spec"][0],
                     "num_classes": n_classes, "head_kind": cfg.protocol, "crop": cfg.crop,
                     "image_size": cfg.image_size, "model": model.state_dict()})  # fmt: skip
             if progress:
