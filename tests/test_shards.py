@@ -16,6 +16,8 @@ import pandas as pd
 import pytest
 import torch
 from conftest import FIXTURES, shared
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sardata.errors import ConfigError
 from sardata.features.gr import GR_CODECS, decode_gr, gr_maps
@@ -265,3 +267,41 @@ def test_rebuilding_same_config_is_a_no_op_and_other_config_needs_overwrite(acd_
     with pytest.raises(ConfigError, match="--overwrite"):
         build_shards([acd_ingest], tmp_path, BuildConfig(max_shard_samples=2))
     assert build_shards([acd_ingest], tmp_path, BuildConfig(max_shard_samples=2), overwrite=True).shards == 6
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    dtype=st.sampled_from(["uint8", "uint16", "float16", "float32", "float64", "complex64", "int64", ">f4"]),
+    shape=st.lists(st.integers(0, 5), min_size=0, max_size=4).map(tuple),
+    version=st.sampled_from([(1, 0), (2, 0)]),
+    fortran=st.booleans(),
+)
+def test_decode_npy_equals_numpy_for_any_header(dtype: str, shape: tuple, version: tuple, fortran: bool) -> None:
+    """The memoised header parse decodes exactly what numpy's reader does, twice in a row (cache hit)."""
+    import io
+
+    from sardata.shards.codecs import decode_npy
+
+    arr = np.arange(int(np.prod(shape)), dtype=np.float64).astype(dtype).reshape(shape)
+    arr = np.asfortranarray(arr) if fortran else arr
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, arr, version=version, allow_pickle=False)
+    for _ in range(2):
+        got = decode_npy(bytearray(buf.getvalue()))
+        assert got.dtype == arr.dtype and got.shape == arr.shape and np.array_equal(got, arr)
+
+
+def test_decode_npy_refuses_objects_and_truncation() -> None:
+    import io
+
+    from sardata.errors import ShardIntegrityError
+    from sardata.shards.codecs import decode_npy, encode_npy
+
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.array([1, "a"], dtype=object), allow_pickle=True)
+    for _ in range(2):  # the refusal is not cached away
+        with pytest.raises(ShardIntegrityError, match="object arrays"):
+            decode_npy(buf.getvalue(), "x.tar:k")
+    data = encode_npy(np.ones((4, 4), np.float32))
+    with pytest.raises(ShardIntegrityError, match="x.tar:k"):
+        decode_npy(data[:-3], "x.tar:k")

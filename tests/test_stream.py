@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
@@ -229,3 +230,77 @@ def test_weighted_mixing_follows_quotas_streams_and_resume(ds: Path, tmp_path: P
     assert [k for b in again for k in b["__key__"]] == epochs[1][10:]
     with pytest.raises(LoaderStateError, match="weights"):
         ShardIterable([ds, other], 5, weights=[0.5, 0.5], epoch_size=20, seed=7).load_state_dict(state)
+
+
+# ------------------------------------------------------------------ direct batch reads (bench-driven fast path)
+@pytest.fixture(scope="module")
+def ds_gr(tmp_path_factory) -> Path:
+    """Square chips with GR maps: every array field stacks, so the direct path reads whole batches."""
+    base = tmp_path_factory.mktemp("stream-gr")
+    write_demo_dataset(base / "data", per_class=4, size=24, nonsquare=False)
+    ingest("mstar", base / "data" / "jpeg", base / "ingest")
+    build_shards([base / "ingest"], base / "ds", BuildConfig(targets=("gr",), max_shard_samples=5))
+    return base / "ds"
+
+
+def _assert_same_batches(got: list[dict], ref: list[dict]) -> None:
+    assert len(got) == len(ref)
+    for a, b in zip(got, ref, strict=True):
+        assert a.keys() == b.keys()
+        for k in a:
+            if isinstance(b[k], torch.Tensor):
+                assert isinstance(a[k], torch.Tensor) and a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]), k
+            elif k.endswith(".npy"):  # ragged arrays stay lists of arrays
+                assert all(np.array_equal(x, y) for x, y in zip(a[k], b[k], strict=True)), k
+            else:
+                assert a[k] == b[k], k
+
+
+@pytest.mark.parametrize("root", ["ds", "ds_gr"])
+@pytest.mark.parametrize("workers", [0, 2])
+def test_direct_batches_equal_per_sample_batches(root: str, workers: int, request) -> None:
+    """The direct path (arrays read straight into batch tensors, shared memory in workers) gives exactly the
+    batches of read-decode-collate, also where shapes are ragged (``ds`` has odd widths) and for padding."""
+    path = request.getfixturevalue(root)
+
+    def batches(transform) -> list[dict]:
+        it = ShardIterable(path, 5, split=None, num_workers=workers, seed=2, pad="mask", transform=transform)
+        return list(DataLoader(it, batch_size=None, num_workers=workers))
+
+    direct, per_sample = batches(None), batches(lambda s: s)
+    _assert_same_batches(direct, per_sample)
+    if root == "ds_gr":
+        assert all(isinstance(b["gr.npy"], torch.Tensor) and b["gr.npy"].shape[1:] == (4, 24, 24) for b in direct)
+    if workers:  # labels and bookkeeping travel as views of one storage (one file-descriptor handover, not four)
+        b = direct[0]
+        ptrs = {b[k].untyped_storage().data_ptr() for k in ("cls", "valid", "__index__", "__epoch__")}
+        assert len(ptrs) == 1
+
+
+def test_read_stacked_falls_back_for_ragged_and_foreign_arrays(ds: Path) -> None:
+    from sardata.stream.dataset import ShardIndex, collate, read_stacked
+
+    index = ShardIndex(ds, split=None)
+    shapes = [index.read(i)["img.npy"].shape for i in range(len(index))]
+    mixed = [i for i in range(len(index)) if shapes[i] != shapes[0]][:2] + [0, 1]
+    assert len({shapes[i] for i in mixed}) == 2  # one batch with two chip widths
+    got = read_stacked([(index, i) for i in mixed])
+    assert isinstance(got["img.npy"], list)  # ragged: a list of arrays, as collate makes it
+    _assert_same_batches([got], [collate([index.read(i) for i in mixed])])
+
+
+def test_fields_reads_only_the_named_members(ds_gr: Path) -> None:
+    it = ShardIterable(ds_gr, 4, split=None, fields={"img.npy", "cls"})
+    b = next(iter(it))
+    assert "gr.npy" not in b and "meta.json" not in b and b["img.npy"].shape == (4, 1, 24, 24)
+    full = next(iter(ShardIterable(ds_gr, 4, split=None)))
+    assert torch.equal(b["img.npy"], full["img.npy"]) and torch.equal(b["cls"], full["cls"])
+    with pytest.raises(ConfigError, match="none of fields"):
+        ShardIterable(ds_gr, 4, fields={"nope.npy"})
+
+
+def test_online_augment_skips_the_gr_bytes() -> None:
+    from sardata.stream.transforms import JointAugment
+
+    assert JointAugment(size=16, mode="online").fields == {"img.npy", "cls"}
+    assert "gr.npy" in JointAugment(size=16, resize=False).fields

@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from torch.utils.data import IterableDataset
+
 EPOCHS = 3  # passes per configuration, so short runs still reach a steady state
 SIZE = 128  # chip side in pixels (MSTAR chips are 128 px)
 
@@ -29,7 +31,9 @@ def _hwm_mb() -> float:
     return int(re.search(r"VmHWM:\s+(\d+) kB", text).group(1)) / 1024
 
 
-def _raw_iter(root: Path):
+def _raw_iter(root: Path, worker: int = 0, workers: int = 1):
+    """Every ``workers``-th file from ``worker`` on, decoded and with its GR (a worker skips others' files
+    *before* decoding them)."""
     import numpy as np
     import torch
     from PIL import Image
@@ -37,7 +41,7 @@ def _raw_iter(root: Path):
     from sardata.features.gr import gr_maps
 
     torch.set_num_threads(1)
-    for path in sorted(root.rglob("*.jpeg")):
+    for path in sorted(root.rglob("*.jpeg"))[worker::workers]:
         img = np.asarray(Image.open(path), dtype=np.float32) / 255
         yield img, gr_maps(torch.from_numpy(img)[None, None])[0]
 
@@ -45,7 +49,7 @@ def _raw_iter(root: Path):
 def _child(kind: str, data: str, workers: int, batch: int) -> None:
     """Run one configuration and print ``samples seconds peak_rss_mb`` (executed in a fresh interpreter)."""
     import torch
-    from torch.utils.data import DataLoader, IterableDataset
+    from torch.utils.data import DataLoader
 
     torch.set_num_threads(1)
     root = Path(data)
@@ -54,9 +58,7 @@ def _child(kind: str, data: str, workers: int, batch: int) -> None:
         class Raw(IterableDataset):
             def __iter__(self):
                 info = torch.utils.data.get_worker_info()
-                for i, item in enumerate(_raw_iter(root / "data" / "jpeg")):
-                    if info is None or i % info.num_workers == info.id:
-                        yield item
+                yield from _raw_iter(root / "data" / "jpeg", *((0, 1) if info is None else (info.id, info.num_workers)))
 
         loader = DataLoader(Raw(), batch_size=batch, num_workers=workers)
     elif kind == "webdataset":
@@ -65,12 +67,13 @@ def _child(kind: str, data: str, workers: int, batch: int) -> None:
         urls = sorted(str(p) for p in (root / "ds" / "shards").glob("*.tar"))
         stock = wds.WebDataset(urls, shardshuffle=False, empty_check=False, workersplitter=wds.split_by_worker)
         loader = DataLoader(stock.decode().to_tuple("img.npy", "gr.npy", "cls"), batch_size=batch, num_workers=workers)
+    elif kind == "handover":
+        loader = DataLoader(_Handover(root / "ds", batch), batch_size=None, num_workers=workers)
     else:
         from sardata.stream.dataset import ShardIterable
 
-        ds = ShardIterable(
-            root / "ds", batch, split=None, num_workers=workers, shuffle=False
-        )  # tensors, as trainers use
+        fields = ("img.npy", "gr.npy", "cls")  # what the other two deliver
+        ds = ShardIterable(root / "ds", batch, split=None, num_workers=workers, shuffle=False, fields=fields)
         loader = DataLoader(ds, batch_size=None, num_workers=workers)
     # steady state: the clock starts when the first item arrives (worker start-up excluded), that item not counted
     n, t0 = 0, None
@@ -81,8 +84,43 @@ def _child(kind: str, data: str, workers: int, batch: int) -> None:
             if t0 is None:
                 t0 = time.perf_counter()
                 continue
-            n += len(item["__key__"]) if kind == "sardata" else len(item[0])  # every pipeline delivers batches
+            n += len(item["__key__"]) if kind in ("sardata", "handover") else len(item[0])  # all deliver batches
     print(n, time.perf_counter() - t0, _hwm_mb())
+
+
+class _Handover(IterableDataset):
+    """sardata's batches with nothing read: in each worker, tensors of the same shapes and dtypes (the small ones
+    sharing one storage, as the loader does) are allocated in shared memory and filled, then handed over. Its rate
+    is what moving these bytes from workers to the main process costs on this machine — the ceiling of any
+    worker-based loader that delivers them. (An ``IterableDataset`` by protocol; plain class so the import of this
+    module stays torch-free.)"""
+
+    def __init__(self, root: Path, batch: int) -> None:
+        from sardata.stream.dataset import ShardIndex, read_stacked
+
+        index = ShardIndex(root, None, fields=("img.npy", "gr.npy", "cls"))
+        self.steps = len(index) // batch
+        extras = [{"valid": True, "__index__": i, "__epoch__": 0} for i in range(batch)]
+        self.template = read_stacked([(index, i) for i in range(batch)], extras)
+
+    def __iter__(self):
+        import numpy as np
+        import torch
+
+        from sardata.stream.dataset import _batch_tensor, _one_storage
+
+        info = torch.utils.data.get_worker_info()
+        worker, n = (0, 1) if info is None else (info.id, info.num_workers)
+        for _ in range(worker, self.steps, n):
+            out, small = {}, {}
+            for k, v in self.template.items():
+                if not isinstance(v, torch.Tensor):
+                    out[k] = list(v)
+                elif v.nbytes > 1 << 16:
+                    out[k] = _batch_tensor(tuple(v.shape), np.dtype(v.numpy().dtype), info is not None).fill_(1)
+                else:
+                    small[k] = v.clone()
+            yield out | (_one_storage(small) if info is not None else small)
 
 
 def _measure(kind: str, data: Path, workers: int, batch: int = 32) -> dict[str, Any]:
@@ -113,7 +151,8 @@ def bench_loader(per_class: int = 64, grow: int = 10, workers: tuple[int, ...] =
     tmp = Path(tempfile.mkdtemp(prefix="sardata-bench-loader-"))
     try:
         small = make_data(tmp / "small", per_class)
-        rows = [_measure(kind, small, w) for w in workers for kind in ("raw", "webdataset", "sardata")]
+        rows = [_measure(kind, small, w) for w in workers for kind in ("raw", "webdataset", "sardata", "handover")
+                if kind != "handover" or w > 0]  # fmt: skip
         large = make_data(tmp / "large", per_class * grow)
         big = _measure("sardata", large, workers[-1])
     finally:

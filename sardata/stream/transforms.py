@@ -45,6 +45,11 @@ class JointAugment:
                 "or mode='online' (GR computed after augmentation)"
             )
 
+    @property
+    def fields(self) -> frozenset[str]:
+        """The shard members this view reads (``ShardIterable(fields=...)``): online mode skips the GR bytes."""
+        return frozenset({"img.npy", "cls"} | ({"gr.npy"} if self.mode == "precomputed" else set()))
+
     def params(self, sample: dict[str, Any], h: int, w: int) -> dict[str, Any]:
         """The random draw for one sample: crop box, flip, contrast factor."""
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, int(sample.get("__epoch__", 0)),

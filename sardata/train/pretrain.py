@@ -230,10 +230,11 @@ def pretrain(cfg: PretrainConfig, out: str | Path, *, resume: bool = True,
         raise ConfigError(f"model {cfg.model!r} is not a pretraining model (task={getattr(model, 'task', None)})")
     model.to(dist.device)
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=0.0, betas=tuple(cfg.betas), eps=cfg.eps)
+    transform = build_transform(cfg, model.modality)
     ds = ShardIterable(cfg.data, cfg.global_batch, split=cfg.split, view=cfg.view, seed=cfg.seed,
                        world_size=dist.world_size, rank=dist.rank, num_workers=cfg.num_workers,
-                       transform=build_transform(cfg, model.modality), weights=cfg.weights,
-                       epoch_size=cfg.epoch_size)  # fmt: skip
+                       transform=transform, weights=cfg.weights, epoch_size=cfg.epoch_size,
+                       fields=getattr(transform, "fields", None))  # fmt: skip
     spe = len(ds)
     total, warmup = cfg.epochs * spe, round(cfg.warmup_epochs * spe)
     step, loader_state, resumed = 0, None, None
