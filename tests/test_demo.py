@@ -83,5 +83,6 @@ def test_bench_loader_pipelines_count_the_same_samples(tmp_path: Path) -> None:
 
     root = make_data(tmp_path, per_class=2)  # 16 samples
     rows = [_measure(kind, root, 0, batch=4) for kind in ("raw", "webdataset", "sardata")]
-    assert [r["samples"] for r in rows] == [44, 44, 44]  # 3 epochs x 16, minus the warm-up batch of 4
+    rows += [_measure(kind, root, 2, batch=4) for kind in ("raw", "sardata", "handover")]  # workers split, not copy
+    assert [r["samples"] for r in rows] == [44] * 6  # 3 epochs x 16, minus the warm-up batch of 4
     assert all(r["samples_per_s"] > 0 and r["peak_rss_mb"] > 0 for r in rows)

@@ -99,7 +99,10 @@ def bench_loader_cmd(
     grow: Annotated[int, typer.Option(help="Factor for the RSS-flatness check.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """Samples/s and peak RSS: raw files+decode+GR vs stock webdataset vs sardata, with 0 and 2 workers."""
+    """Samples/s and peak RSS: raw files+decode+GR vs stock webdataset vs sardata, with 0 and 2 workers.
+
+    With workers, a ``handover`` row times handing the same batches from workers to the main process with nothing
+    read: the ceiling any worker-based loader of these bytes reaches on this machine."""
     from sardata.bench.stream import bench_loader
 
     r = bench_loader(per_class=per_class, grow=grow)
