@@ -18,6 +18,7 @@ import multiprocessing as mp
 import os
 import shutil
 import stat
+import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ from sardata.manifest.schema import SAMPLES, SCHEMA_VERSION, SOURCES
 from sardata.shards.codecs import check_array, encode_npy
 from sardata.sources._base import FileUnit, MemberStatus, Sample, Source
 from sardata.sources._registry import get_source
-from sardata.store import UnitWriter, read_part, unit_file, unit_id
+from sardata.store import UnitWriter, read_part, read_unit_rows, unit_file, unit_id
 
 LOCK_NAME = "ingest-config.json"
 _COLUMNS = set(SAMPLES.names)
@@ -163,12 +164,9 @@ def process_unit(source: Source, out: Path, fingerprint: str, task: _Task) -> di
         row.update(status="rejected", reason="empty_file", detail="zero-byte file", error_type="RejectFile")
     else:
         try:
-            with UnitWriter(out, uid) as writer:
-                rows, member_rows = _decode_into(source, task, sha or "", data, writer, uid, row)
-                row["n_samples"] = len(rows)
-                writer.commit(
-                    {"fingerprint": fingerprint, "source_row": row, "member_rows": member_rows, "samples": rows}
-                )
+            with UnitWriter(out, uid, SAMPLES) as writer:
+                row["n_samples"], member_rows = _decode_into(source, task, sha or "", data, writer, uid, row)
+                writer.commit({"fingerprint": fingerprint, "source_row": row, "member_rows": member_rows})
             return {**row, "member_rows": member_rows, "resumed": False}
         except SkipFile as exc:
             row.update(status="skipped", reason=exc.reason, detail=exc.detail or None)
@@ -176,34 +174,37 @@ def process_unit(source: Source, out: Path, fingerprint: str, task: _Task) -> di
             row.update(status="rejected", reason=exc.reason, detail=exc.detail or None, error_type="RejectFile")
         except Exception as exc:  # noqa: BLE001 - any adapter failure becomes a rejected row, never a crash
             row.update(status="rejected", reason="error", detail=f"{exc}"[:500], error_type=type(exc).__name__)
-    with UnitWriter(out, uid) as writer:  # a unit without samples still commits its row
-        writer.commit({"fingerprint": fingerprint, "source_row": row, "member_rows": [], "samples": []})
+    with UnitWriter(out, uid, SAMPLES) as writer:  # a unit without samples still commits its row
+        writer.commit({"fingerprint": fingerprint, "source_row": row, "member_rows": []})
     return {**row, "member_rows": [], "resumed": False}
 
 
 def _decode_into(
     source: Source, task: _Task, sha: str, data: bytes | None, writer: Any, uid: str, file_row: dict[str, Any]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Run the adapter, streaming each sample's arrays into ``writer``; return sample rows and member rows."""
-    rows: list[dict[str, Any]] = []
+) -> tuple[int, list[dict[str, Any]]]:
+    """Run the adapter, streaming each sample's arrays and row into ``writer``; return the sample count and the
+    member rows."""
+    n = 0
+    ok: Counter[str] = Counter()  # samples per container member
     others: list[MemberStatus] = []
     for item in source.read(FileUnit(task.rel, task.path, task.size, data)):
         if isinstance(item, MemberStatus):
             others.append(item)
             continue
         members: dict[str, bytes] = {}
-        rows.append(_sample_row(source, task, sha, item, members, len(rows), uid))
+        row = _sample_row(source, task, sha, item, members, n, uid)
         for name, blob in members.items():
             writer.add(name, blob)
-    return rows, _member_rows(file_row, rows, others)
+        writer.add_row(row)
+        n += 1
+        if row["src_member"] is not None:
+            ok[row["src_member"]] += 1
+    return n, _member_rows(file_row, ok, others)
 
 
-def _member_rows(
-    file_row: dict[str, Any], rows: list[dict[str, Any]], others: list[MemberStatus]
-) -> list[dict[str, Any]]:
-    """``sources`` rows for the members of a container: ok per member that gave samples (from the sample rows),
-    plus the adapter's other members (companions, rejected, skipped). Plain files (no ``src_member``) get none."""
-    ok = Counter(r["src_member"] for r in rows if r["src_member"] is not None)
+def _member_rows(file_row: dict[str, Any], ok: Counter[str], others: list[MemberStatus]) -> list[dict[str, Any]]:
+    """``sources`` rows for the members of a container: ok per member that gave samples (``ok``: their sample
+    counts), plus the adapter's other members (companions, rejected, skipped). Plain files get none."""
     base = {**file_row, "bytes": None, "sha256": None, "error_type": None, "detail": None, "reason": None}
     out = [{**base, "src_member": m, "status": "ok", "n_samples": n} for m, n in sorted(ok.items())]
     for o in others:
@@ -411,16 +412,19 @@ def merge(
     out: Path, rels: list[str], source: Source, config: dict, cfg_sha: str, root: str, result: IngestResult
 ) -> None:
     """Build the final tables from the part files of ``rels`` and write ``dataset.json`` last."""
-    sample_rows, source_rows = [], []
+    tables, source_rows = [], []
     for rel in rels:
         uid = unit_id(rel)
         part = read_part(out, uid)
-        if part is None:
+        try:
+            tables.append(read_unit_rows(out, uid, part, SAMPLES) if part is not None else None)
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+            tables.append(None)
+        if tables[-1] is None:
             raise ConfigError(f"{out / unit_file(uid)}: unit missing or damaged; rerun the same ingest command")
         source_rows.append(part["source_row"])
         source_rows.extend(part.get("member_rows", []))
-        sample_rows.extend(part["samples"])
-    samples = pa.Table.from_pylist(sample_rows, schema=SAMPLES)
+    samples = pa.concat_tables(tables) if tables else SAMPLES.empty_table()
     samples = _resolve_key_collisions(samples, source.id).sort_by("key")
     sources = pa.Table.from_pylist(
         sorted(source_rows, key=lambda r: (r["src_path"], r["src_member"] or "")), schema=SOURCES
@@ -436,10 +440,12 @@ def merge(
 
 def _resolve_key_collisions(samples: pa.Table, source_id: str) -> pa.Table:
     """Give every key that occurs more than once its hash-suffixed form (``data-contract.md`` §1.3)."""
+    import pyarrow.compute as pc
+
+    if pc.count_distinct(samples.column("key")).as_py() == samples.num_rows:
+        return samples  # the usual case, checked without a Python string per row
     keys = samples.column("key").to_pylist()
     counts = Counter(keys)
-    if all(c == 1 for c in counts.values()):
-        return samples
     rels = samples.column("src_path").to_pylist()
     subs = samples.column("sub_index").to_pylist()
     fixed = [hashed_key(k, source_id, r, s) if counts[k] > 1 else k for k, r, s in zip(keys, rels, subs, strict=True)]

@@ -3,13 +3,14 @@
 Layout (inside an ingest output directory)::
 
     units/<uid[:2]>/<uid>.npz    one uncompressed zip per input file (work unit):
-                                 "<i>.<field>.npy" members (sample i's arrays) + "part.json"
-                                 (the unit's sources row and sample rows)
+                                 "<i>.<field>.npy" members (sample i's arrays), "samples.parquet"
+                                 (the unit's sample rows) and "part.json" (its sources rows)
 
 ``uid`` = first 32 hex digits of sha256(source-relative path). A sample's ``store_path`` column reads
 ``units/ab/abcd….npz#<i>``. Why one ``.npz`` per unit: numpy-native (``np.load(..., allow_pickle=False)`` reads
 it, no pickle possible), random access per member, and a single temp + rename makes the unit the atomic step of
-ingest — its existence means the unit is committed. Files are not fsynced: this protects against a killed
+ingest — its existence means the unit is committed. Sample rows are spooled to Parquet in blocks while the
+adapter runs, so a 10⁶-frame HDF5 unit never holds its rows as Python dicts (~3 KB each) in memory. Files are not fsynced: this protects against a killed
 process, not a power cut (final tables and ``dataset.json`` are fsynced).
 """
 
@@ -19,12 +20,14 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from sardata._atomic import atomic_path
 from sardata.errors import ShardIntegrityError
@@ -40,20 +43,50 @@ def unit_file(uid: str) -> str:
     return f"units/{uid[:2]}/{uid}.npz"
 
 
-class UnitWriter:
-    """Streams one unit's ``.npy`` members into its zip as samples arrive; :meth:`commit` adds the part document
-    and renames the file into place. Leaving the ``with`` block without committing deletes the temp file."""
+ROWS_MEMBER = "samples.parquet"
+ROW_BLOCK = 4096  # sample rows buffered as dicts before they are written out as one Parquet row group
 
-    def __init__(self, out: Path, uid: str) -> None:
+
+class UnitWriter:
+    """Streams one unit's ``.npy`` members into its zip as samples arrive and its sample rows into a Parquet spool
+    beside it; :meth:`commit` adds the rows and the part document and renames the file into place. Leaving the
+    ``with`` block without committing deletes both temp files."""
+
+    def __init__(self, out: Path, uid: str, schema: pa.Schema | None = None) -> None:
         self.rel = unit_file(uid)
         self._ctx = atomic_path(out / self.rel)
         self._tmp = self._ctx.__enter__()
         self._zf = zipfile.ZipFile(self._tmp, "w", zipfile.ZIP_STORED)
+        self._schema, self._rows, self._spool = schema, [], None
+        self._spool_path = self._tmp.with_name(self._tmp.name + ".rows")
 
     def add(self, name: str, data: bytes) -> None:
         self._zf.writestr(_info(f"{name}.npy"), data)
 
+    def add_row(self, row: dict[str, Any]) -> None:
+        """One sample row (needs the ``schema`` given at construction); flushed every :data:`ROW_BLOCK` rows."""
+        self._rows.append(row)
+        if len(self._rows) >= ROW_BLOCK:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._schema is None:
+            raise ValueError("UnitWriter.add_row needs the samples schema")
+        import pyarrow.parquet as pq
+
+        if self._spool is None:
+            self._spool = pq.ParquetWriter(self._spool_path, self._schema, compression="zstd")
+        self._spool.write_table(pa.Table.from_pylist(self._rows, schema=self._schema))
+        self._rows = []
+
     def commit(self, part: dict[str, Any]) -> None:
+        if self._rows or (self._schema is not None and self._spool is None):
+            self._flush()  # the last block; a unit without samples still gets an empty table
+        if self._spool is not None:
+            self._spool.close()
+            with open(self._spool_path, "rb") as src, self._zf.open(_info(ROWS_MEMBER), "w", force_zip64=True) as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+            self._spool_path.unlink()
         self._zf.writestr(_info(PART_MEMBER), json.dumps(part, allow_nan=False, ensure_ascii=False).encode("utf-8"))
         self._zf.close()
         self._ctx.__exit__(None, None, None)
@@ -63,6 +96,9 @@ class UnitWriter:
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if exc_type is not None:
+            if self._spool is not None:
+                self._spool.close()
+            self._spool_path.unlink(missing_ok=True)
             self._zf.close()
             self._ctx.__exit__(exc_type, exc, tb)
 
@@ -80,6 +116,18 @@ def read_part(out: Path, uid: str) -> dict[str, Any] | None:
             return json.loads(zf.read(PART_MEMBER))
     except (OSError, KeyError, ValueError, zipfile.BadZipFile):
         return None
+
+
+def read_unit_rows(out: Path, uid: str, part: dict[str, Any], schema: pa.Schema) -> pa.Table:
+    """A committed unit's sample rows as a table (units written before the Parquet spool kept them in
+    ``part.json``)."""
+    if "samples" in part:
+        return pa.Table.from_pylist(part["samples"], schema=schema)
+    import pyarrow.parquet as pq
+
+    with zipfile.ZipFile(out / unit_file(uid)) as zf:
+        data = zf.read(ROWS_MEMBER)
+    return pq.read_table(pa.BufferReader(data), schema=schema)
 
 
 #: open unit files of this process: (pid, path, mtime_ns, size) → (ZipFile, sample index → member infos)
