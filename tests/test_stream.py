@@ -304,3 +304,24 @@ def test_online_augment_skips_the_gr_bytes() -> None:
 
     assert JointAugment(size=16, mode="online").fields == {"img.npy", "cls"}
     assert "gr.npy" in JointAugment(size=16, resize=False).fields
+
+
+@pytest.mark.parametrize("victim", [0, 2])  # the batch's first sample (header parsed) or a later one (compared)
+def test_damaged_local_member_is_an_integrity_error_naming_shard_and_key(ds_gr: Path, tmp_path: Path,
+                                                                          victim: int) -> None:  # fmt: skip
+    import shutil
+
+    from sardata.errors import ShardIntegrityError
+    from sardata.stream.dataset import ShardIndex
+
+    root = tmp_path / "ds"
+    shutil.copytree(ds_gr, root)
+    index = ShardIndex(root, split=None)
+    row = index.rows[victim]
+    member = next(m for m in row.members if m["field"] == "gr.npy")
+    with open(root / "shards" / row.shard, "r+b") as fh:  # overwrite the dtype in the .npy header
+        fh.seek(member["offset"] + 10)
+        fh.write(b"{'descr': '|O', ")
+    it = ShardIterable(root, 4, split=None, shuffle=False)
+    with pytest.raises(ShardIntegrityError, match=f"{row.shard}:{row.key}"):
+        list(it)

@@ -265,3 +265,19 @@ def test_bf16_autocast_step_on_cpu_and_fp16_refused(shards: Path, tmp_path: Path
     assert math.isfinite(res.last_loss)
     with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
         pretrain(_cfg(shards, stop_at_step=1, precision="fp16"), tmp_path / "fp16")
+
+
+@pytest.mark.slow
+def test_torch_compile_step_matches_eager_and_saves_plain_keys(shards: Path, tmp_path: Path) -> None:
+    """``compile: true`` (inductor on CPU) trains the same losses as eager to float tolerance, and the checkpoint
+    holds the bare model's keys (no ``_orig_mod.`` prefix), loadable into a fresh model."""
+    from sardata.models import create_model
+
+    eager = pretrain(_cfg(shards, stop_at_step=2), tmp_path / "eager")
+    compiled = pretrain(_cfg(shards, stop_at_step=2, compile=True), tmp_path / "compiled")
+    assert eager.steps == compiled.steps == 2
+    a, b = _losses(tmp_path / "eager"), _losses(tmp_path / "compiled")
+    assert a.keys() == b.keys() and all(b[k] == pytest.approx(a[k], rel=1e-4) for k in a)
+    state = load_checkpoint(tmp_path / "compiled" / "checkpoints" / "last.pt")["model"]
+    assert not any(k.startswith("_orig_mod") or k.startswith("module.") for k in state)
+    create_model("test_lomar_sar", **_cfg(shards).model_overrides).load_state_dict(state)

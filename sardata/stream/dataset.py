@@ -243,7 +243,10 @@ def _read_field_stacked(rows: list[tuple[ShardIndex, Row]], field: str, shared: 
         where = f"{row.shard}:{row.key}"
         if header is None:
             head = fh.read(min(m["size"], 4096))  # .npy headers are far shorter (numpy pads them to 64 bytes)
-            parsed = _npy_header(head)
+            try:
+                parsed = _npy_header(head)
+            except ValueError:
+                parsed = None  # damaged or refused: the per-sample path raises the error naming shard and key
             if parsed is None:
                 return None
             offset, shape, dtype = parsed
@@ -399,8 +402,8 @@ class ShardDataset(Dataset):
 
     def __init__(self, root: str | os.PathLike[str], split: str | None = "train", view: str | None = None,
                  transform: Callable | None = None, base_url: str | None = None, cache: Any = None,
-                 where: str | None = None) -> None:  # fmt: skip
-        self.index = ShardIndex(root, split, view, base_url, cache, where)
+                 where: str | None = None, fields: Collection[str] | None = None) -> None:  # fmt: skip
+        self.index = ShardIndex(root, split, view, base_url, cache, where, fields)
         self.transform = transform
 
     def __len__(self) -> int:
