@@ -425,11 +425,11 @@ def merge(
         source_rows.append(part["source_row"])
         source_rows.extend(part.get("member_rows", []))
     samples = pa.concat_tables(tables) if tables else SAMPLES.empty_table()
-    samples = _resolve_key_collisions(samples, source.id).sort_by("key")
+    samples = _resolve_key_collisions(samples, source.id)  # sorted by key while written, a row group at a time
     sources = pa.Table.from_pylist(
         sorted(source_rows, key=lambda r: (r["src_path"], r["src_member"] or "")), schema=SOURCES
     )
-    write_table(samples, out / "samples.parquet", "samples", cfg_sha)
+    write_table(samples, out / "samples.parquet", "samples", cfg_sha, sort_by="key")
     write_table(sources, out / "sources.parquet", "sources", cfg_sha)
     result.samples = samples.num_rows
     result.rejected = [

@@ -97,6 +97,7 @@ def bench_build_shards_cmd(
 def bench_loader_cmd(
     per_class: Annotated[int, typer.Option(help="Demo chips per class and split (x8 samples).")] = 64,
     grow: Annotated[int, typer.Option(help="Factor for the RSS-flatness check.")] = 10,
+    workers: Annotated[str, typer.Option(help="Comma list of DataLoader worker counts to time.")] = "0,2",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Samples/s and peak RSS: raw files+decode+GR vs stock webdataset vs sardata, with 0 and 2 workers.
@@ -105,7 +106,11 @@ def bench_loader_cmd(
     read: the ceiling any worker-based loader of these bytes reaches on this machine."""
     from sardata.bench.stream import bench_loader
 
-    r = bench_loader(per_class=per_class, grow=grow)
+    try:
+        counts = tuple(int(w) for w in workers.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"--workers {workers!r}: expected a comma list of integers, e.g. 0,2,4") from None
+    r = bench_loader(per_class=per_class, grow=grow, workers=counts)
     if as_json:
         typer.echo(json.dumps(r, indent=2))
         return

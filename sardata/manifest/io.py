@@ -25,8 +25,15 @@ from sardata.manifest.schema import (
 CARD_NAME = "dataset.json"
 
 
-def write_table(table: pa.Table, path: str | os.PathLike[str], name: str, config_sha256: str = "") -> None:
-    """Cast ``table`` to the declared schema of ``name`` and write it atomically (fsynced)."""
+SORTED_ROW_GROUP = 1 << 16  # rows per row group when write_table sorts while writing
+
+
+def write_table(table: pa.Table, path: str | os.PathLike[str], name: str, config_sha256: str = "",
+                sort_by: str | None = None) -> None:  # fmt: skip
+    """Cast ``table`` to the declared schema of ``name`` and write it atomically (fsynced).
+
+    ``sort_by``: write the rows ordered by that column, taking one row group at a time through the sort
+    permutation, so a large table is never held twice (once unsorted, once sorted)."""
     schema = with_metadata(TABLES[name], name, config_sha256)
     extra = [c for c in table.column_names if c not in schema.names]
     if extra:
@@ -35,7 +42,15 @@ def write_table(table: pa.Table, path: str | os.PathLike[str], name: str, config
             schema = schema.append(table.schema.field(col))
     table = table.select(schema.names).cast(schema)
     with atomic_path(path, fsync=True) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+        if sort_by is None:
+            pq.write_table(table, tmp, compression="zstd")
+            return
+        import pyarrow.compute as pc
+
+        order = pc.sort_indices(table, [(sort_by, "ascending")])
+        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+            for start in range(0, max(1, table.num_rows), SORTED_ROW_GROUP):
+                writer.write_table(table.take(order[start : start + SORTED_ROW_GROUP]))
 
 
 def _check_extra(extra: list[str], path: Path) -> None:
