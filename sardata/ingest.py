@@ -237,6 +237,9 @@ def _sample_row(
     bad_cols = set(s.columns) - _COLUMNS
     if bad_cols:
         raise ValueError(f"adapter {source.id} set unknown columns {sorted(bad_cols)}")
+    for name, value in s.columns.items():  # list columns (bbox, pixel_spacing_m): unknown is None, never NaN
+        if isinstance(value, (list, tuple)) and not all(np.isfinite(v) for v in value if isinstance(v, float)):
+            raise RejectFile("bad_values", f"column {name} has NaN or Inf values {list(value)}")
     h = hashlib.sha256()
     for name in sorted(s.arrays):
         arr = s.arrays[name]
@@ -421,6 +424,7 @@ def merge(
         except (OSError, KeyError, ValueError, zipfile.BadZipFile):
             tables.append(None)
         if tables[-1] is None:
+            (out / unit_file(uid)).unlink(missing_ok=True)  # so that the rerun redoes it instead of trusting it
             raise ConfigError(f"{out / unit_file(uid)}: unit missing or damaged; rerun the same ingest command")
         source_rows.append(part["source_row"])
         source_rows.extend(part.get("member_rows", []))

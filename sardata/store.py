@@ -16,6 +16,7 @@ process, not a power cut (final tables and ``dataset.json`` are fsynced).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -95,11 +96,16 @@ class UnitWriter:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is not None:
+        if exc_type is None:
+            return
+        try:  # every step runs even if one fails (a full disk), and the adapter's error is the one that propagates
             if self._spool is not None:
-                self._spool.close()
+                with contextlib.suppress(Exception):
+                    self._spool.close()
             self._spool_path.unlink(missing_ok=True)
-            self._zf.close()
+            with contextlib.suppress(Exception):
+                self._zf.close()
+        finally:
             self._ctx.__exit__(exc_type, exc, tb)
 
 

@@ -108,3 +108,63 @@ def test_edited_companion_label_is_not_served_from_a_stale_unit(tmp_path: Path) 
     image = next(k for k in after if k.startswith(label.stem))
     assert result.resumed_units == 0 and after[image] != before[image]
     assert ingest("sar-ship", root, out).resumed_units == len(list(root.iterdir()))  # unchanged: all reused
+
+
+def test_damaged_row_table_in_a_unit_is_redone_on_rerun(tmp_path: Path) -> None:
+    """A unit whose part.json reads but whose samples.parquet is damaged: merge names it and removes it, and the
+    rerun redoes that unit (instead of trusting it forever) and gives the clean tables."""
+    import shutil
+    import zipfile
+
+    from sardata.errors import ConfigError
+    from sardata.ingest import ingest, load_ingest
+    from sardata.sim.sar_targets import write_demo_dataset
+
+    write_demo_dataset(tmp_path / "data", per_class=2, size=16)
+    ref = ingest("mstar", tmp_path / "data" / "jpeg", tmp_path / "ref")
+    out = tmp_path / "out"
+    shutil.copytree(tmp_path / "ref", out)
+    unit = sorted(out.glob("units/*/*.npz"))[0]
+    with zipfile.ZipFile(unit) as zf:
+        info = zf.getinfo("samples.parquet")
+    with open(unit, "r+b") as fh:  # flip bytes inside the member's data (after its local header)
+        fh.seek(info.header_offset + 26)
+        skip = int.from_bytes(fh.read(2), "little") + int.from_bytes(fh.read(2), "little")
+        fh.seek(info.header_offset + 30 + skip + 64)
+        fh.write(b"\xff" * 16)
+    (out / "dataset.json").unlink()
+    with pytest.raises(ConfigError, match=unit.name):
+        ingest("mstar", tmp_path / "data" / "jpeg", out)
+    assert not unit.exists()
+    r = ingest("mstar", tmp_path / "data" / "jpeg", out)
+    assert r.samples == ref.samples and load_ingest(out)[0].equals(load_ingest(tmp_path / "ref")[0])
+
+
+def test_unit_writer_cleans_up_even_when_closing_the_spool_fails(tmp_path: Path, monkeypatch) -> None:
+    import pyarrow.parquet as pq
+
+    import sardata.store as store
+    from sardata.manifest.schema import SAMPLES
+
+    monkeypatch.setattr(store, "ROW_BLOCK", 2)
+    close = pq.ParquetWriter.close
+
+    def full_disk(self) -> None:
+        close(self)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pq.ParquetWriter, "close", full_disk)
+    row = {k: None for k in SAMPLES.names} | {
+        "key": "k",
+        "source": "s",
+        "source_version": "1",
+        "split": "train",
+        "src_path": "p",
+        "src_sha256": "x",
+        "modality": "sar",
+    }
+    with pytest.raises(RuntimeError, match="adapter died"), store.UnitWriter(tmp_path, "ab" * 16, SAMPLES) as w:
+        for _ in range(3):
+            w.add_row(row)
+        raise RuntimeError("adapter died")
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []

@@ -305,3 +305,26 @@ def test_decode_npy_refuses_objects_and_truncation() -> None:
     data = encode_npy(np.ones((4, 4), np.float32))
     with pytest.raises(ShardIntegrityError, match="x.tar:k"):
         decode_npy(data[:-3], "x.tar:k")
+
+
+def test_decode_npy_cache_is_not_poisoned_and_bad_headers_are_refused() -> None:
+    """Structured dtypes are mutable, so they are not shared through the header cache; negative dimensions and
+    unknown format versions are integrity errors, as numpy's own reader would refuse them."""
+    import io
+
+    from sardata.errors import ShardIntegrityError
+    from sardata.shards.codecs import decode_npy, encode_npy
+
+    blob = encode_npy(np.zeros(3, dtype=[("toa", "<f8"), ("rf", "<f4")]))
+    a = decode_npy(blob)
+    a.dtype.names = ("x", "y")
+    assert decode_npy(blob).dtype.names == ("toa", "rf")
+    neg = encode_npy(np.zeros((4, 6), np.float32)).replace(b"(4, 6)", b"(-4, -6)")
+    with pytest.raises(ShardIntegrityError, match="negative dimension"):
+        decode_npy(neg, "x.tar:k")
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.ones(3, np.float32), version=(1, 0))
+    minor = bytearray(buf.getvalue())
+    minor[7] = 1  # format 1.1 does not exist
+    with pytest.raises(ShardIntegrityError):
+        decode_npy(minor, "x.tar:k")

@@ -325,3 +325,28 @@ def test_damaged_local_member_is_an_integrity_error_naming_shard_and_key(ds_gr: 
     it = ShardIterable(root, 4, split=None, shuffle=False)
     with pytest.raises(ShardIntegrityError, match=f"{row.shard}:{row.key}"):
         list(it)
+
+
+def test_collate_promotes_mixed_dtypes_like_numpy() -> None:
+    """Datasets built with different GR codecs can meet in one mixed batch: numpy's promotion, never a cast
+    down to the first sample's dtype."""
+    from sardata.stream.dataset import collate
+
+    a, b = np.full((2, 3), 1.5, np.float32), np.full((2, 3), 2.0, np.float16)
+    for shared in (False, True):
+        for pair in ((a, b), (b, a)):
+            out = collate([{"gr.npy": pair[0]}, {"gr.npy": pair[1]}], shared=shared)["gr.npy"]
+            assert out.dtype == torch.float32 and np.array_equal(out.numpy(), np.stack(pair).astype(np.float32))
+    u = collate([{"img.npy": np.ones(2, np.uint8)}, {"img.npy": np.ones(2, np.float32)}], shared=True)["img.npy"]
+    assert u.dtype == torch.float32
+
+
+def test_workers_forked_after_the_parent_read_get_their_own_file_handles(ds_gr: Path) -> None:
+    """A DataLoader forked while the parent holds open shard files must not share their file positions."""
+    it = ShardIterable(ds_gr, 4, split=None, num_workers=2, seed=3)
+    ref = list(DataLoader(ShardIterable(ds_gr, 4, split=None, seed=3), batch_size=None))
+    parent = iter(it)
+    next(parent)  # the parent now holds open handles, positioned mid-shard
+    it.set_epoch(0)  # (starting an iteration advanced the epoch counter)
+    got = list(DataLoader(it, batch_size=None, num_workers=2))
+    _assert_same_batches(got, ref)

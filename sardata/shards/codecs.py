@@ -7,6 +7,7 @@ format 1.0, ``allow_pickle=False``. Nothing here can unpickle: object arrays are
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,8 +85,8 @@ def _npy_header(data: bytes | bytearray | memoryview) -> tuple[int, tuple[int, .
 
     Parsing a header with numpy costs ~100 µs (``ast.literal_eval``), more than reading a 256 KB member, and every
     sample of a field repeats the same header bytes, so parses are memoised on the exact header bytes."""
-    if len(data) < 10 or bytes(data[:6]) != b"\x93NUMPY" or data[6] not in (1, 2):
-        return None
+    if len(data) < 10 or bytes(data[:6]) != b"\x93NUMPY" or data[6] not in (1, 2) or data[7] != 0:
+        return None  # numpy's reader decides (and refuses versions it does not know)
     size = 2 if data[6] == 1 else 4
     offset = 8 + size + int.from_bytes(data[8 : 8 + size], "little")
     raw = bytes(data[:offset])
@@ -97,8 +98,12 @@ def _npy_header(data: bytes | bytearray | memoryview) -> tuple[int, tuple[int, .
         shape, fortran, dtype = read(fh)
         if dtype.hasobject:
             raise ValueError("object arrays are never decoded")
+        if any(d < 0 for d in shape):
+            raise ValueError(f"negative dimension in shape {shape}")
         if fortran:
             return None
+        if dtype.names:  # structured dtypes are mutable (``a.dtype.names = …``): never shared through the cache
+            return offset, tuple(shape), dtype
         if len(_HEADERS) >= _HEADER_CACHE_MAX:
             _HEADERS.clear()
         hit = _HEADERS[raw] = (tuple(shape), dtype)
@@ -115,7 +120,7 @@ def decode_npy(data: bytes | bytearray | memoryview, where: str = "") -> np.ndar
         header = _npy_header(data)
         if header is not None:
             offset, shape, dtype = header
-            count = int(np.prod(shape, dtype=np.int64))
+            count = math.prod(shape)  # Python ints: a damaged huge shape cannot overflow into a match
             if len(data) - offset == count * dtype.itemsize:
                 return np.frombuffer(data, dtype=dtype, count=count, offset=offset).reshape(shape)
         arr = np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)

@@ -16,6 +16,7 @@ process calls ``ds.load_state_dict(state)`` and continues at that step without r
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from torch.utils.data import Dataset, IterableDataset, get_worker_info
 from sardata.errors import ConfigError, LoaderStateError, ShardIntegrityError
 from sardata.manifest.io import read_card, read_table
 from sardata.manifest.schema import SCHEMA_VERSION
+from sardata.shards.codecs import FIELDS
 from sardata.shards.reader import decode_field
 from sardata.stream.order import Plan, epoch_permutation, mixed_sequence, quotas
 
@@ -99,6 +101,7 @@ class ShardIndex:
         )
         self.selection = {"split": split, "view": view} | ({"where": where} if where else {})
         self._handles: dict[str, Any] = {}
+        self._pid = os.getpid()  # handles belong to the process that opened them
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -119,6 +122,8 @@ class ShardIndex:
 
     def _file(self, shard: str) -> Any:
         """The open handle of ``shard`` (at most 8 kept, oldest closed first: reads are shard-local)."""
+        if self._pid != os.getpid():  # a forked DataLoader worker: never share the parent's file positions
+            self._handles, self._pid = {}, os.getpid()
         fh = self._handles.get(shard)
         if fh is None:
             for old in list(self._handles)[: max(0, len(self._handles) - 7)]:
@@ -153,9 +158,6 @@ class ShardIndex:
         return {**self.__dict__, "_handles": {}}  # file handles never cross process boundaries
 
 
-SMALL_BYTES = 1 << 16  # batch tensors up to this size share one storage (see collate)
-
-
 def collate(samples: list[dict[str, Any]], stacked: dict[str, torch.Tensor] | None = None,
             shared: bool = False) -> dict[str, Any]:  # fmt: skip
     """Stack arrays of equal shape into tensors; keep everything else (keys, JSON, ragged arrays) as lists.
@@ -171,10 +173,8 @@ def collate(samples: list[dict[str, Any]], stacked: dict[str, torch.Tensor] | No
         values = [s.get(name) for s in samples]
         if any(v is None for v in values):
             out[name] = values
-        elif (isinstance(values[0], np.ndarray) and values[0].dtype.names is None and values[0].dtype.isnative
-              and all(v.shape == values[0].shape for v in values)):  # fmt: skip
-            out[name] = _batch_tensor((len(values), *values[0].shape), values[0].dtype, shared)
-            np.stack(values, out=out[name].numpy())
+        elif all(isinstance(v, np.ndarray) and v.dtype.names is None and v.shape == values[0].shape for v in values):
+            out[name] = _stack(values, shared)
         elif isinstance(values[0], (bool, int, np.integer)) and not isinstance(values[0], str):
             out[name] = small[name] = torch.tensor(values)
         else:
@@ -182,6 +182,18 @@ def collate(samples: list[dict[str, Any]], stacked: dict[str, torch.Tensor] | No
     if shared and len(small) > 1:
         out.update(_one_storage(small))
     return out
+
+
+def _stack(values: list[np.ndarray], shared: bool) -> torch.Tensor:
+    """Stack equal-shape arrays; one dtype goes straight into the batch tensor, mixed dtypes (sources built with
+    different codecs) are promoted by numpy first, as ``np.stack`` always did."""
+    dtype = values[0].dtype
+    if dtype.isnative and all(v.dtype == dtype for v in values):
+        out = _batch_tensor((len(values), *values[0].shape), dtype, shared)
+        np.stack(values, out=out.numpy())
+        return out
+    stacked = np.stack(values)
+    return torch.from_numpy(stacked if stacked.dtype.isnative else stacked.astype(stacked.dtype.newbyteorder("=")))
 
 
 def _one_storage(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -215,9 +227,11 @@ def read_stacked(picks: list[tuple[ShardIndex, int]], extras: list[dict[str, Any
     **straight into one batch tensor** — no per-sample buffer, no stack copy — and the rest as :meth:`ShardIndex.read`
     + :func:`collate` would. ``extras``: per-sample values added before collation (``valid``, ``__index__``...).
     The result equals ``collate([index.read(row) | extra ...])``."""
+    if not picks:
+        return collate([])
     rows = [(index, index.rows[r]) for index, r in picks]
     first = {m["field"]: m for m in rows[0][1].members}
-    fields = [f for f, m in first.items() if f.endswith(".npy")
+    fields = [f for f, m in first.items() if getattr(FIELDS.get(f.split(".")[0]), "encoding", None) == "npy"
               and all(any(n["field"] == f and n["size"] == m["size"] for n in row.members) for _, row in rows)]  # fmt: skip
     stacked: dict[str, torch.Tensor] = {}
     for field in fields:
@@ -228,7 +242,9 @@ def read_stacked(picks: list[tuple[ShardIndex, int]], extras: list[dict[str, Any
     samples = [index.read(r, skip) for index, r in picks]
     for sample, extra in zip(samples, extras or [{}] * len(samples), strict=True):
         sample.update(extra)
-    return collate(samples, stacked, shared)
+    out = collate(samples, stacked, shared)
+    order = ["__key__", "__shard__", *first, *(extras[0] if extras else {})]  # the per-sample path's key order
+    return {k: out[k] for k in order if k in out} | out
 
 
 def _read_field_stacked(rows: list[tuple[ShardIndex, Row]], field: str, shared: bool) -> torch.Tensor | None:
@@ -250,7 +266,7 @@ def _read_field_stacked(rows: list[tuple[ShardIndex, Row]], field: str, shared: 
             if parsed is None:
                 return None
             offset, shape, dtype = parsed
-            count = int(np.prod(shape, dtype=np.int64))
+            count = math.prod(shape)
             if count == 0 or dtype.names or not dtype.isnative or m["size"] - offset != count * dtype.itemsize:
                 return None  # empty, structured (PDW) or foreign-endian arrays go through the per-sample path
             header = head[:offset]
