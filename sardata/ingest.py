@@ -18,7 +18,6 @@ import multiprocessing as mp
 import os
 import shutil
 import stat
-import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -39,7 +38,7 @@ from sardata.manifest.schema import SAMPLES, SCHEMA_VERSION, SOURCES
 from sardata.shards.codecs import check_array, encode_npy
 from sardata.sources._base import FileUnit, MemberStatus, Sample, Source
 from sardata.sources._registry import get_source
-from sardata.store import UnitWriter, read_part, read_unit_rows, unit_file, unit_id
+from sardata.store import UnitWriter, read_part, read_unit, unit_file, unit_id
 
 LOCK_NAME = "ingest-config.json"
 _COLUMNS = set(SAMPLES.names)
@@ -418,14 +417,12 @@ def merge(
     tables, source_rows = [], []
     for rel in rels:
         uid = unit_id(rel)
-        part = read_part(out, uid)
-        try:
-            tables.append(read_unit_rows(out, uid, part, SAMPLES) if part is not None else None)
-        except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-            tables.append(None)
-        if tables[-1] is None:
+        unit = read_unit(out, uid, SAMPLES)
+        if unit is None:
             (out / unit_file(uid)).unlink(missing_ok=True)  # so that the rerun redoes it instead of trusting it
             raise ConfigError(f"{out / unit_file(uid)}: unit missing or damaged; rerun the same ingest command")
+        part, rows = unit
+        tables.append(rows)
         source_rows.append(part["source_row"])
         source_rows.extend(part.get("member_rows", []))
     samples = pa.concat_tables(tables) if tables else SAMPLES.empty_table()

@@ -10,8 +10,9 @@ Layout (inside an ingest output directory)::
 ``units/ab/abcd….npz#<i>``. Why one ``.npz`` per unit: numpy-native (``np.load(..., allow_pickle=False)`` reads
 it, no pickle possible), random access per member, and a single temp + rename makes the unit the atomic step of
 ingest — its existence means the unit is committed. Sample rows are spooled to Parquet in blocks while the
-adapter runs, so a 10⁶-frame HDF5 unit never holds its rows as Python dicts (~3 KB each) in memory. Files are not fsynced: this protects against a killed
-process, not a power cut (final tables and ``dataset.json`` are fsynced).
+adapter runs, so a 10⁶-frame HDF5 unit never holds its rows as Python dicts (~3 KB each) in memory. Files are
+not fsynced: this protects against a killed process, not a power cut (final tables and ``dataset.json`` are
+fsynced).
 """
 
 from __future__ import annotations
@@ -124,16 +125,20 @@ def read_part(out: Path, uid: str) -> dict[str, Any] | None:
         return None
 
 
-def read_unit_rows(out: Path, uid: str, part: dict[str, Any], schema: pa.Schema) -> pa.Table:
-    """A committed unit's sample rows as a table (units written before the Parquet spool kept them in
-    ``part.json``)."""
-    if "samples" in part:
-        return pa.Table.from_pylist(part["samples"], schema=schema)
+def read_unit(out: Path, uid: str, schema: pa.Schema) -> tuple[dict[str, Any], pa.Table] | None:
+    """A committed unit's part document and sample rows, from one opening of its zip (a large unit's central
+    directory is 10⁵+ entries); None when missing or damaged. Units written before the Parquet spool kept their
+    rows in ``part.json``."""
     import pyarrow.parquet as pq
 
-    with zipfile.ZipFile(out / unit_file(uid)) as zf:
-        data = zf.read(ROWS_MEMBER)
-    return pq.read_table(pa.BufferReader(data), schema=schema)
+    try:
+        with zipfile.ZipFile(out / unit_file(uid)) as zf:
+            part = json.loads(zf.read(PART_MEMBER))
+            if "samples" in part:
+                return part, pa.Table.from_pylist(part["samples"], schema=schema)
+            return part, pq.read_table(pa.BufferReader(zf.read(ROWS_MEMBER)), schema=schema)
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):  # pyarrow's errors derive from these
+        return None
 
 
 #: open unit files of this process: (pid, path, mtime_ns, size) → (ZipFile, sample index → member infos)

@@ -92,8 +92,7 @@ class _Handover(IterableDataset):
     """sardata's batches with nothing read: in each worker, tensors of the same shapes and dtypes (the small ones
     sharing one storage, as the loader does) are allocated in shared memory and filled, then handed over. Its rate
     is what moving these bytes from workers to the main process costs on this machine — the ceiling of any
-    worker-based loader that delivers them. (An ``IterableDataset`` by protocol; plain class so the import of this
-    module stays torch-free.)"""
+    worker-based loader that delivers them."""
 
     def __init__(self, root: Path, batch: int) -> None:
         from sardata.stream.dataset import ShardIndex, read_stacked

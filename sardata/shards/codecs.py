@@ -110,6 +110,18 @@ def _npy_header(data: bytes | bytearray | memoryview) -> tuple[int, tuple[int, .
     return offset, *hit
 
 
+def plain_npy_layout(head: bytes | bytearray | memoryview, size: int) -> tuple[int, tuple[int, ...], np.dtype] | None:
+    """(data offset, shape, dtype) when a ``.npy`` member of ``size`` bytes starting with ``head`` is a plain
+    C-order array whose data fill the rest of the member exactly (so it can be viewed or read in place); None
+    otherwise. Raises ``ValueError`` for refused headers (object dtype, negative dimension)."""
+    header = _npy_header(head)
+    if header is None:
+        return None
+    offset, shape, dtype = header
+    count = math.prod(shape)  # Python ints: a damaged huge shape cannot overflow into a match
+    return header if size - offset == count * dtype.itemsize else None
+
+
 def decode_npy(data: bytes | bytearray | memoryview, where: str = "") -> np.ndarray:
     """Decode ``.npy`` bytes without ever unpickling.
 
@@ -117,12 +129,10 @@ def decode_npy(data: bytes | bytearray | memoryview, where: str = "") -> np.ndar
     ``bytearray`` (the loader reads members with ``readinto``), read-only for ``bytes``; everything else goes
     through numpy's reader. Object dtypes are refused either way."""
     try:
-        header = _npy_header(data)
-        if header is not None:
-            offset, shape, dtype = header
-            count = math.prod(shape)  # Python ints: a damaged huge shape cannot overflow into a match
-            if len(data) - offset == count * dtype.itemsize:
-                return np.frombuffer(data, dtype=dtype, count=count, offset=offset).reshape(shape)
+        layout = plain_npy_layout(data, len(data))
+        if layout is not None:
+            offset, shape, dtype = layout
+            return np.frombuffer(data, dtype=dtype, count=math.prod(shape), offset=offset).reshape(shape)
         arr = np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
         if arr.dtype.hasobject:
             raise ValueError("object arrays are never decoded")

@@ -249,7 +249,7 @@ def read_stacked(picks: list[tuple[ShardIndex, int]], extras: list[dict[str, Any
 
 def _read_field_stacked(rows: list[tuple[ShardIndex, Row]], field: str, shared: bool) -> torch.Tensor | None:
     """One ``.npy`` field of every row read into slot i of a batch tensor; None when headers differ (ragged)."""
-    from sardata.shards.codecs import _npy_header
+    from sardata.shards.codecs import plain_npy_layout
 
     out = header = None
     for i, (index, row) in enumerate(rows):
@@ -260,14 +260,13 @@ def _read_field_stacked(rows: list[tuple[ShardIndex, Row]], field: str, shared: 
         if header is None:
             head = fh.read(min(m["size"], 4096))  # .npy headers are far shorter (numpy pads them to 64 bytes)
             try:
-                parsed = _npy_header(head)
+                layout = plain_npy_layout(head, m["size"])
             except ValueError:
-                parsed = None  # damaged or refused: the per-sample path raises the error naming shard and key
-            if parsed is None:
+                layout = None  # damaged or refused: the per-sample path raises the error naming shard and key
+            if layout is None:
                 return None
-            offset, shape, dtype = parsed
-            count = math.prod(shape)
-            if count == 0 or dtype.names or not dtype.isnative or m["size"] - offset != count * dtype.itemsize:
+            offset, shape, dtype = layout
+            if math.prod(shape) == 0 or dtype.names or not dtype.isnative:
                 return None  # empty, structured (PDW) or foreign-endian arrays go through the per-sample path
             header = head[:offset]
             out = _batch_tensor((len(rows), *shape), dtype, shared)
