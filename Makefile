@@ -1,15 +1,18 @@
 # Quickstart: `make demo` (end-to-end run on embedded synthetic data) and `make test` (ruff + pytest).
-# Both create .venv and install -e ".[dev]" on first use (python3 is the only prerequisite).
+# Both create .venv and install -e ".[dev]" on first use (python3 is the only prerequisite), pinned by
+# requirements.lock (a pip constraints file: exact versions of every dependency). `make lock` refreshes it.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench lock clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -c $(LOCK) -e ".[dev]"
+	$(PY) -m pip check
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -25,6 +28,17 @@ test: lint
 
 bench: $(STAMP)
 	$(VENV)/bin/sardata bench ingest sar-acd ../shared/data/sar-acd --workers 2 --repeat 3
+
+# Re-resolve every dependency from pyproject.toml in a scratch venv (no constraints) and write the exact versions.
+# Commit the new lock together with whatever test expectations the upgrade moves (tests/golden/).
+lock:
+	rm -rf .lock-venv && python3 -m venv .lock-venv
+	.lock-venv/bin/python -m pip install -q --upgrade pip
+	.lock-venv/bin/python -m pip install -q -e ".[dev]"
+	{ echo "# Exact versions CI and \`make\` install (pip constraints file): refresh with \`make lock\` (see README, Development)."; \
+	  echo "# Generated $$(date -u +%Y-%m-%d) on $$(uname -m), Python $$(.lock-venv/bin/python -c 'import platform; print(platform.python_version())')."; \
+	  .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^sardata'; } > $(LOCK)
+	rm -rf .lock-venv
 
 clean:
 	rm -rf demo-out .pytest_cache .ruff_cache

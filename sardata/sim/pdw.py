@@ -5,7 +5,11 @@ A sample is one intercepted pulse train of one emitter in one mode (0 VS, 1 TAS,
 ``pw`` <f4 µs, ``pa`` <f4 dBm, ``src`` <i2: −1 spurious, 0 emitter, 1 interferer) plus a JSON-safe meta dict.
 
 Seeds (``radar.md`` §2.5). Every per-sample draw comes from ``default_rng(SeedSequence([global_seed, type_id, mode,
-sample_idx]))``, so a sample regenerates byte for byte from its key. Emitter types are drawn once from
+sample_idx]))``, so a sample regenerates byte for byte from its key. What is byte-exact: the
+``pdw.npy`` pulses (PRIs are quantised, outputs are float32 of float64 sums) and every integer, string and
+seed in the meta. What is not: the meta's derived floats (``pri_levels_s``, ``mean_pri_s``, …) come from
+``np.exp``/``np.log`` whose last bit depends on numpy's SIMD kernels and the CPU, so a regenerated meta is
+compared with :func:`meta_matches` (relative tolerance :data:`META_RTOL`), never byte for byte. Emitter types are drawn once from
 ``SeedSequence([global_seed, type_id])``; the id ranges keep the streams disjoint: pretraining types
 ``0 … 999_999``, downstream emitters ``DOWNSTREAM_BASE + e`` (unseen types), interferer types
 ``INTERFERER_BASE + j``, and the confusable family ``SeedSequence([global_seed, FAMILY_ID])``.
@@ -78,6 +82,22 @@ PRI_QUANTA_S = (10e-9, 25e-9, 50e-9, 100e-9)
 REGIMES = {"hprf": (3e-6, 12e-6), "tas": (40e-6, 150e-6), "stt_mprf": (20e-6, 100e-6)}
 MIN_PRI_GAP_S = 0.5e-6  # PRI_k ≥ PW_k + 0.5 µs
 MAX_INTERFERER_FACTOR = 2
+#: Relative tolerance for the derived floats of a regenerated meta (a few ULP of float64 is ~1e-15; 1e-9 is far
+#: below any physical meaning and far above any SIMD-kernel drift).
+META_RTOL = 1e-9
+
+
+def meta_matches(a: Any, b: Any, rtol: float = META_RTOL) -> bool:
+    """True if two meta values are equal, floats within ``rtol`` (ints, strings, bools, keys and lengths exact)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(meta_matches(a[k], b[k], rtol) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(meta_matches(x, y, rtol) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=rtol, abs_tol=0.0)
+    return type(a) is type(b) and a == b
+
+
 #: PRI laws each mode can draw (``law=`` may force one of them)
 MODE_LAWS = {0: ("ds", "sinusoidal", "jitter"), 1: ("ds", "ds_stagger", "sliding"),
              2: ("constant", "stagger", "jitter", "sliding", "sinusoidal")}  # fmt: skip
