@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import math
+import tokenize
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,7 +96,11 @@ def _npy_header(data: bytes | bytearray | memoryview) -> tuple[int, tuple[int, .
         fh = io.BytesIO(raw)
         read = np.lib.format.read_array_header_1_0 if data[6] == 1 else np.lib.format.read_array_header_2_0
         np.lib.format.read_magic(fh)
-        shape, fortran, dtype = read(fh)
+        try:
+            shape, fortran, dtype = read(fh)
+        except (SyntaxError, TypeError, RecursionError, MemoryError, OverflowError, tokenize.TokenError) as exc:
+            # numpy parses the header dict with ast/tokenize: a damaged one raises any of these
+            raise ValueError(f"malformed .npy header ({type(exc).__name__}: {exc})") from exc
         if dtype.hasobject:
             raise ValueError("object arrays are never decoded")
         if any(d < 0 for d in shape):

@@ -106,7 +106,10 @@ def parse_phoenix(data: bytes, verify_md5: bool = True) -> PhoenixChip:
     header, hlen = parse_header(data)
     rows = _int_field(header, "NumberOfRows")
     cols = _int_field(header, "NumberOfColumns")
-    native = int(header.get("native_header_length", "0") or 0)
+    try:
+        native = int(header.get("native_header_length", "0") or 0)
+    except ValueError:
+        raise RejectFile("bad_header", "native_header_length is not an integer") from None
     if native != 0:
         raise RejectFile(
             "unsupported", f"native_header_length={native} marks a clutter scene (uint16 payload), not a chip"
@@ -115,7 +118,7 @@ def parse_phoenix(data: bytes, verify_md5: bool = True) -> PhoenixChip:
         raise RejectFile("bad_header", f"NumberOfRows={rows}, NumberOfColumns={cols}")
     need = hlen + 8 * rows * cols
     sig = header.get("PhoenixSigSize", "")
-    sig_size = int(sig) if sig.isdigit() else None
+    sig_size = int(sig) if sig.isascii() and sig.isdigit() else None  # "²".isdigit() but int("²") fails
     if sig_size is not None and len(data) < sig_size:
         raise RejectFile("truncated", f"{len(data)} bytes but PhoenixSigSize={sig_size}; the copy is incomplete")
     if sig_size is not None and sig_size != len(data):
