@@ -73,3 +73,13 @@ class SkipFile(Exception):  # noqa: N818 - a signal, not an error of the run
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
+
+
+class OutputLockedError(SardataError):
+    """Another live process is writing the same output directory (the message names it)."""
+
+
+class IngestEnvironmentError(SardataError):
+    """Ingest stopped on an environment failure (full disk, I/O error, a vanished file, out of memory...).
+
+    The file named in the message stays pending, not rejected: a rerun after the cause is fixed redoes it."""

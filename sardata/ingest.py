@@ -6,7 +6,14 @@ the source adapter and writes one unit file (``units/…npz``: the arrays plus t
 same input sha256, adapter version and options, redoes the rest, and the final merge builds identical tables.
 
 Every visited file ends in ``sources.parquet`` exactly once as ``ok``, ``rejected`` (with ``reason``,
-``detail``, ``error_type``) or ``skipped``. Nothing is silently dropped.
+``detail``, ``error_type``) or ``skipped``. Nothing is silently dropped (unlistable directories are rejected rows,
+:mod:`sardata.discovery`).
+
+Only content errors become ``rejected``: an environment failure (the output cannot be written, a transient errno
+such as ``EIO``/``ENOSPC``/``EMFILE``, ``MemoryError``, an input that vanished after listing) aborts the run with
+:class:`~sardata.errors.IngestEnvironmentError` naming the file, which stays pending — the rule is spelled out in
+:mod:`sardata.faults`. One run at a time writes an output directory (:mod:`sardata.outlock`); stale temps are only
+removed under that lock. ``retry_rejected`` redoes committed rejections; ``overwrite`` starts from an empty store.
 """
 
 from __future__ import annotations
@@ -17,7 +24,6 @@ import json
 import multiprocessing as mp
 import os
 import shutil
-import stat
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -30,11 +36,14 @@ import pyarrow as pa
 import sardata
 from sardata._atomic import atomic_path, remove_stale_temps, sha256_file
 from sardata.config import canonical_json, config_sha256
+from sardata.discovery import InputFile, discover
 from sardata.engines import check_engine
 from sardata.errors import ConfigError, RejectFile, SkipFile, SourceNotFoundError, TooManyErrorsError
+from sardata.faults import OutputFailure, environment_error, environment_problem
 from sardata.manifest.io import read_table, write_card, write_table
 from sardata.manifest.keys import hashed_key, make_key
 from sardata.manifest.schema import SAMPLES, SCHEMA_VERSION, SOURCES
+from sardata.outlock import output_lock
 from sardata.shards.codecs import check_array, encode_npy
 from sardata.sources._base import FileUnit, MemberStatus, Sample, Source
 from sardata.sources._registry import get_source
@@ -42,16 +51,6 @@ from sardata.store import UnitWriter, read_part, read_unit, unit_file, unit_id
 
 LOCK_NAME = "ingest-config.json"
 _COLUMNS = set(SAMPLES.names)
-
-
-@dataclass(frozen=True)
-class InputFile:
-    """A file found under the root. ``problem`` is set for files that cannot even be opened."""
-
-    rel: str
-    path: str
-    size: int
-    problem: tuple[str, str] | None = None  # (reason, detail)
 
 
 @dataclass
@@ -68,58 +67,6 @@ class IngestResult:
         return self.files.get("rejected", 0)
 
 
-# ----------------------------------------------------------------------------------------------- discovery
-def discover(root: Path) -> list[InputFile]:
-    """List every file under ``root`` (or ``root`` itself), following directory symlinks once.
-
-    Files with non-UTF-8 names, dangling links and symlink loops are returned with a ``problem`` so they end
-    as rejected rows instead of vanishing.
-    """
-    if not root.exists() and not root.is_symlink():
-        raise SourceNotFoundError(f"{root}: input path does not exist; check the path argument")
-    if root.is_file():
-        return [_input(root.parent, root.name)]
-    found: list[InputFile] = []
-    seen: set[tuple[int, int]] = set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        st = os.stat(dirpath)
-        if (st.st_dev, st.st_ino) in seen:
-            dirnames[:] = []
-            continue
-        seen.add((st.st_dev, st.st_ino))
-        dirnames.sort()
-        for name in sorted(filenames):
-            rel = os.path.relpath(os.path.join(dirpath, name), root)
-            found.append(_input(root, rel))
-    return found
-
-
-def _input(root: Path, rel: str) -> InputFile:
-    path = os.path.join(root, rel)
-    display = os.fsencode(rel).decode("utf-8", "backslashreplace")
-    if display != rel:
-        return InputFile(
-            display,
-            path,
-            _lsize(path),
-            ("bad_filename", "file name is not valid UTF-8; rename it (e.g. `convmv -f latin1 -t utf8`)"),
-        )
-    try:
-        st = os.stat(path)
-    except OSError as exc:
-        return InputFile(rel, path, _lsize(path), ("unreadable", f"{exc.strerror} (broken or looping symlink?)"))
-    if not stat.S_ISREG(st.st_mode):
-        return InputFile(rel, path, st.st_size, ("not_regular", "not a regular file"))
-    return InputFile(rel, path, st.st_size)
-
-
-def _lsize(path: str) -> int:
-    try:
-        return os.lstat(path).st_size
-    except OSError:
-        return 0
-
-
 # ----------------------------------------------------------------------------------------------- one unit
 @dataclass(frozen=True)
 class _Task:
@@ -128,6 +75,7 @@ class _Task:
     size: int
     problem: tuple[str, str] | None
     skip: str | None
+    retry_rejected: bool = False  # redo a unit committed as rejected instead of resuming it
 
 
 _WORKER: dict[str, Any] = {}
@@ -147,7 +95,12 @@ def process_unit(source: Source, out: Path, fingerprint: str, task: _Task) -> di
     uid = unit_id(task.rel)
     data, sha = _read_and_hash(task, source.reads_whole_file) if task.problem is None else (None, None)
     done = read_part(out, uid)
-    if done is not None and done["fingerprint"] == fingerprint and done["source_row"]["sha256"] == sha:
+    if (
+        done is not None
+        and done["fingerprint"] == fingerprint
+        and done["source_row"]["sha256"] == sha
+        and not (task.retry_rejected and done["source_row"]["status"] == "rejected")
+    ):
         return {**done["source_row"], "member_rows": done.get("member_rows", []), "resumed": True}
     row: dict[str, Any] = {
         "source": source.id, "src_path": task.rel, "src_member": None, "bytes": task.size, "sha256": sha,
@@ -163,19 +116,38 @@ def process_unit(source: Source, out: Path, fingerprint: str, task: _Task) -> di
         row.update(status="rejected", reason="empty_file", detail="zero-byte file", error_type="RejectFile")
     else:
         try:
-            with UnitWriter(out, uid, SAMPLES) as writer:
+            with _open_writer(out, uid) as writer:
                 row["n_samples"], member_rows = _decode_into(source, task, sha or "", data, writer, uid, row)
-                writer.commit({"fingerprint": fingerprint, "source_row": row, "member_rows": member_rows})
+                _guard(writer.commit, {"fingerprint": fingerprint, "source_row": row, "member_rows": member_rows})
             return {**row, "member_rows": member_rows, "resumed": False}
         except SkipFile as exc:
             row.update(status="skipped", reason=exc.reason, detail=exc.detail or None)
-        except RejectFile as exc:
-            row.update(status="rejected", reason=exc.reason, detail=exc.detail or None, error_type="RejectFile")
-        except Exception as exc:  # noqa: BLE001 - any adapter failure becomes a rejected row, never a crash
-            row.update(status="rejected", reason="error", detail=f"{exc}"[:500], error_type=type(exc).__name__)
-    with UnitWriter(out, uid, SAMPLES) as writer:  # a unit without samples still commits its row
-        writer.commit({"fingerprint": fingerprint, "source_row": row, "member_rows": []})
+        except (RejectFile, Exception) as exc:  # noqa: BLE001 - adapter failures become rejected rows, never a crash
+            why = environment_problem(exc, task.path, out)
+            if why is not None:  # not the file's fault: commit nothing, the file stays pending
+                raise environment_error(task.rel, task.path, why) from exc
+            if isinstance(exc, RejectFile):
+                row.update(status="rejected", reason=exc.reason, detail=exc.detail or None, error_type="RejectFile")
+            else:
+                row.update(status="rejected", reason="error", detail=f"{exc}"[:500], error_type=type(exc).__name__)
+    try:
+        with UnitWriter(out, uid, SAMPLES) as writer:  # a unit without samples still commits its row
+            writer.commit({"fingerprint": fingerprint, "source_row": row, "member_rows": []})
+    except OSError as exc:
+        raise environment_error(task.rel, task.path, f"writing the output failed: {exc}") from exc
     return {**row, "member_rows": [], "resumed": False}
+
+
+def _open_writer(out: Path, uid: str) -> UnitWriter:
+    return _guard(UnitWriter, out, uid, SAMPLES)
+
+
+def _guard(fn: Callable[..., Any], *args: Any) -> Any:
+    """Call an output-writing step; its ``OSError`` is the environment's fault, never the input's."""
+    try:
+        return fn(*args)
+    except OSError as exc:
+        raise OutputFailure(str(exc)) from exc
 
 
 def _decode_into(
@@ -193,8 +165,8 @@ def _decode_into(
         members: dict[str, bytes] = {}
         row = _sample_row(source, task, sha, item, members, n, uid)
         for name, blob in members.items():
-            writer.add(name, blob)
-        writer.add_row(row)
+            _guard(writer.add, name, blob)
+        _guard(writer.add_row, row)
         n += 1
         if row["src_member"] is not None:
             ok[row["src_member"]] += 1
@@ -219,13 +191,18 @@ READ_ONCE_BYTES = 256 << 20
 
 
 def _read_and_hash(task: _Task, whole: bool = True) -> tuple[bytes | None, str | None]:
+    """The input's bytes (small files) and sha256. A vanished input or a transient error stops the run (the file
+    stays pending); other read errors are left for the adapter to report as a rejection."""
     try:
         if whole and task.size <= READ_ONCE_BYTES:
             with open(task.path, "rb") as fh:
                 data = fh.read()
             return data, hashlib.sha256(data).hexdigest()
         return None, sha256_file(task.path)
-    except OSError:
+    except OSError as exc:
+        why = environment_problem(exc, task.path, Path(os.devnull))
+        if why is not None:
+            raise environment_error(task.rel, task.path, why) from exc
         return None, None
 
 
@@ -291,16 +268,20 @@ def ingest(
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
     engine: str = "local",
+    retry_rejected: bool = False,
 ) -> IngestResult:
     """Ingest every file under ``root`` with adapter ``source_id`` into ``out`` (resumable).
 
     ``engine``: ``local`` (process pool) or ``ray`` (same per-file function as Ray Data tasks,
-    :mod:`sardata.engines.ray`); the output is byte-identical either way.
+    :mod:`sardata.engines.ray`); the output is byte-identical either way. ``retry_rejected`` redoes files a
+    previous run committed as rejected (resumed otherwise); ``overwrite`` discards everything in ``out`` first.
 
     Raises:
         SourceNotFoundError: unknown source, missing or empty root.
         ConfigError: ``out`` holds an ingest with another configuration (pass ``overwrite``).
         TooManyErrorsError: ``max_errors`` files were rejected (finished units are kept; a rerun resumes).
+        OutputLockedError: another process is writing ``out``.
+        IngestEnvironmentError: an environment failure (see :mod:`sardata.faults`); the file stays pending.
         DependencyNotFoundError: ``engine="ray"`` without Ray installed (``pip install 'sardata[ray]'``).
     """
     check_engine(engine)
@@ -320,14 +301,25 @@ def ingest(
     }
     cfg_sha = config_sha256(config)
     out = Path(out)
-    _prepare_out(out, config, cfg_sha, overwrite)
-    unit_fp = f"{cfg_sha}:{_listing_digest(files)}" if cls.companion_files else cfg_sha
-    skips = source.skip_reasons([f.rel for f in files if f.problem is None])
-    tasks = [_Task(f.rel, f.path, f.size, f.problem, skips.get(f.rel)) for f in files]
+    with output_lock(out, "ingest"):
+        _prepare_out(out, config, cfg_sha, overwrite)
+        unit_fp = f"{cfg_sha}:{_listing_digest(files)}" if cls.companion_files else cfg_sha
+        skips = source.skip_reasons([f.rel for f in files if f.problem is None])
+        tasks = [_Task(f.rel, f.path, f.size, f.problem, skips.get(f.rel), retry_rejected) for f in files]
+        return _ingest_locked(tasks, cls.id, base, opts, out, unit_fp, workers, progress, engine, max_errors,
+                              source, config, cfg_sha, str(root))  # fmt: skip
+
+
+def _ingest_locked(
+    tasks: list[_Task], source_id: str, base: Path, opts: Any, out: Path, unit_fp: str, workers: int,
+    progress: Callable[[int, int], None] | None, engine: str, max_errors: int | None, source: Source,
+    config: dict, cfg_sha: str, root: str,
+) -> IngestResult:  # fmt: skip
+    """Run the units and merge, while the caller holds the output lock."""
 
     result = IngestResult(out)
     rows: list[dict[str, Any]] = []
-    for row in _run(tasks, cls.id, base, opts, out, unit_fp, workers, progress, engine):
+    for row in _run(tasks, source_id, base, opts, out, unit_fp, workers, progress, engine):
         rows.append(row)
         result.files[row["status"]] += 1
         result.resumed_units += bool(row.pop("resumed"))
@@ -338,7 +330,7 @@ def ingest(
                 f"{row['src_path']}: {row['reason']} {row['detail'] or ''}. Fix the input or raise --max-errors; "
                 "a rerun resumes where this stopped"
             )
-    merge(out, [t.rel for t in tasks], source, config, cfg_sha, str(root), result)
+    merge(out, [t.rel for t in tasks], source, config, cfg_sha, root, result)
     return result
 
 
@@ -355,16 +347,19 @@ def _listing_digest(files: list[InputFile]) -> str:
 
 
 def _prepare_out(out: Path, config: dict, cfg_sha: str, overwrite: bool) -> None:
+    """Check (or with ``overwrite`` discard) what ``out`` holds and clear dead runs' temps; needs the lock."""
     lock = out / LOCK_NAME
-    if lock.exists():
+    if overwrite:  # start clean: no unit of an earlier run (rejections included) is resumed
+        shutil.rmtree(out / "units", ignore_errors=True)
+        for name in ("samples.parquet", "sources.parquet", "dataset.json", LOCK_NAME):
+            (out / name).unlink(missing_ok=True)
+    elif lock.exists():
         previous = json.loads(lock.read_text())
         if previous.get("config_sha256") != cfg_sha:
-            if not overwrite:
-                raise ConfigError(
-                    f"{out} holds an ingest of {previous.get('config', {}).get('source')} with another "
-                    "configuration; choose a new --out or pass --overwrite"
-                )
-            shutil.rmtree(out / "units", ignore_errors=True)
+            raise ConfigError(
+                f"{out} holds an ingest of {previous.get('config', {}).get('source')} with another "
+                "configuration; choose a new --out or pass --overwrite"
+            )
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out)
     with atomic_path(lock) as tmp:

@@ -27,8 +27,13 @@ def ingest_cmd(
     engine: Annotated[
         str, typer.Option(help="local (process pool) | ray (Ray Data; RAY_ADDRESS or a local instance).")
     ] = "local",
+    retry_rejected: Annotated[
+        bool, typer.Option(help="Re-attempt files an earlier run of this --out committed as rejected.")
+    ] = False,
 ) -> None:
-    """Read a source in its original on-disk layout into a sample store + Parquet manifest (resumable)."""
+    """Read a source in its original on-disk layout into a sample store + Parquet manifest (resumable).
+
+    One run at a time per --out (a second one fails naming the first). --overwrite starts from an empty --out."""
     from sardata.ingest import ingest
 
     option = [*(option or []), *([f"tile={tile}"] if tile else []), *([f"stride={stride}"] if stride else [])]
@@ -44,6 +49,7 @@ def ingest_cmd(
             overwrite=overwrite,
             progress=progress,
             engine=engine,
+            retry_rejected=retry_rejected,
         )
     finally:
         bar.close()

@@ -44,6 +44,7 @@ from sardata.errors import ConfigError, ShardIntegrityError
 from sardata.manifest import splits as splitlib
 from sardata.manifest.io import CARD_NAME, read_card, read_table, write_card, write_table
 from sardata.manifest.schema import SAMPLES, SCHEMA_VERSION, SHARDS, SOURCES
+from sardata.outlock import output_lock
 from sardata.shards.codecs import FIELDS, encode_json, encode_npy, npy_nbytes
 from sardata.shards.plan import ShardPlan, plan_shards
 from sardata.shards.writer import write_shard
@@ -384,7 +385,22 @@ def build_shards(
         ConfigError: bad configuration, empty or mixed selection, ``out`` built with another configuration.
         ShardIntegrityError: a shard's bytes do not match the plan.
         DependencyNotFoundError: ``engine="ray"`` without Ray installed (``pip install 'sardata[ray]'``).
+        OutputLockedError: another process is writing ``out`` (stale temps are only cleared under the lock).
     """
+    with output_lock(out, "build-shards"):
+        return _build_shards(ingest_dirs, out, cfg, workers, overwrite, progress, engine)
+
+
+def _build_shards(
+    ingest_dirs: list[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    cfg: BuildConfig | None,
+    workers: int,
+    overwrite: bool,
+    progress: Callable[[int, int], None] | None,
+    engine: str,
+) -> BuildResult:
+    """:func:`build_shards` while holding the output lock."""
     check_engine(engine)
     cfg = cfg or BuildConfig()
     out = Path(out)

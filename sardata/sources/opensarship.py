@@ -9,7 +9,8 @@ Work unit = one scene zip (never extracted). One sample per ship patch ``<Class>
 * ``Ship.xml``'s ``<ship>`` whose ``Center_x/Center_y`` equal the name's ``x``/``y`` is joined into ``meta``
   (SAR, AIS, match and MarineTraffic fields; ``Incidence`` → ``incidence_deg``).
 
-Every other member is accounted for as a skipped member row: ``Patch_Uint8``/``Patch_RGB`` previews (some are
+A damaged member (bad CRC, corrupt deflate data) is a rejected member row of its own; the scene's other chips are
+kept. Every other member is accounted for as a skipped member row: ``Patch_Uint8``/``Patch_RGB`` previews (some are
 PNG bytes behind a ``.tif`` name — detected from content), documentation and product XMLs. Types are detected from
 bytes, class names may contain spaces (keys use the slug), and unknown class names are rejected members.
 """
@@ -26,7 +27,7 @@ import numpy as np
 
 from sardata.errors import RejectFile
 from sardata.manifest.keys import slugify
-from sardata.sources._archive import member_problem, open_zip
+from sardata.sources._archive import member_problem, open_zip, read_member
 from sardata.sources._base import FileUnit, MemberStatus, Sample, Source, parse_float
 from sardata.sources._sniff import sniff
 
@@ -99,7 +100,10 @@ class OpenSARShip(Source):
             if ship_problem and PurePosixPath(name).name == "Ship.xml":
                 results.append(MemberStatus(name, "rejected", "bad_metadata", ship_problem))
             else:
-                results.append(_other_member(zf, infos[name], name, product))
+                try:
+                    results.append(_other_member(zf, infos[name], name, product))
+                except RejectFile as exc:  # a damaged preview or document costs only itself
+                    results.append(MemberStatus(name, "rejected", exc.reason, exc.detail))
         return results
 
     def _sample(self, zf: Any, unit: FileUnit, product: dict, ships: dict, centre: tuple[int, int], cal_name: str,
@@ -109,10 +113,10 @@ class OpenSARShip(Source):
         if label not in CLASSES:
             raise RejectFile("unknown_class", f"class {label!r} not in {list(CLASSES)}")
         x, y = centre
-        img = _read_tiff(zf.read(cal_name), cal_name).astype(np.float32)
+        img = _read_tiff(read_member(zf, cal_name), cal_name).astype(np.float32)
         arrays = {"img": img}
         if product["type"] == "SLC" and raw_name and self.options.complex:
-            iq = _read_tiff(zf.read(raw_name), raw_name).astype(np.float32)
+            iq = _read_tiff(read_member(zf, raw_name), raw_name).astype(np.float32)
             if iq.shape[0] % 2:
                 raise RejectFile("bad_shape", f"{raw_name}: {iq.shape[0]} bands, expected I/Q pairs")
             arrays["cplx"] = (iq[0::2] + 1j * iq[1::2]).astype(np.complex64)
@@ -156,9 +160,11 @@ def _ships(zf: Any, infos: dict) -> tuple[dict[tuple[int, int], dict], str | Non
     name = next((n for n in infos if PurePosixPath(n).name == "Ship.xml"), None)
     if name is None:
         return {}, None
-    data = re.sub(rb"<\\(\w+)>", rb"</\1>", zf.read(name))
     try:
+        data = re.sub(rb"<\\(\w+)>", rb"</\1>", read_member(zf, name))
         root = ET.fromstring(data)
+    except RejectFile as exc:
+        return {}, exc.detail
     except ET.ParseError as exc:
         return {}, f"{name}: {exc}"
     out = {}
@@ -187,7 +193,7 @@ def _other_member(zf: Any, info: Any, name: str, product: dict) -> MemberStatus:
     path = PurePosixPath(name)
     folder = path.parent.name
     if folder in ("Patch_Uint8", "Patch_RGB"):
-        kind = sniff(zf.read(name)[:600])
+        kind = sniff(read_member(zf, name)[:600])
         detail = f"{folder} preview" + (
             f" ({kind} bytes behind a {path.suffix} name)" if kind and kind != "tiff" and path.suffix == ".tif" else ""
         )
@@ -208,6 +214,11 @@ def _read_tiff(data: bytes, name: str) -> np.ndarray:
 
     try:
         with MemoryFile(data) as mem, mem.open() as ds:
+            from sardata.sources._base import check_raster_budget
+
+            check_raster_budget(ds, name)  # a sparse TIFF declaring 20000² pixels is refused before .read()
             return ds.read()
+    except RejectFile:
+        raise
     except Exception as exc:  # rasterio raises RasterioIOError, CPLE_* ...
         raise RejectFile("undecodable", f"{name}: {exc}") from exc
