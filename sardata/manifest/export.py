@@ -28,6 +28,7 @@ from sardata.errors import ConfigError
 from sardata.manifest.io import read_card, read_table
 from sardata.manifest.relocate import card_base
 from sardata.manifest.schema import TABLES
+from sardata.safepath import check_relpath, resolve_inside
 
 FORMATS = ("croissant", "hf")
 CROISSANT_CONFORMS_TO = "http://mlcommons.org/croissant/1.0"
@@ -119,11 +120,12 @@ def croissant(root: str | os.PathLike[str]) -> dict[str, Any]:
     base = card_base(card, root) if card.get("base_url") else None
     files: list[dict[str, Any]] = []
     for name, info in sorted(card.get("tables", {}).items()):
-        path = root / f"{name}.parquet"
+        path = resolve_inside(root, f"{name}.parquet", "table name", "dataset.json")
         files.append({"@type": "cr:FileObject", "@id": f"{name}.parquet", "name": f"{name}.parquet",
                       "contentUrl": f"{name}.parquet", "contentSize": f"{path.stat().st_size} B",
                       "encodingFormat": "application/x-parquet", "sha256": info["sha256"]})  # fmt: skip
     for s in read_table(root / "shards.parquet", "shards").to_pylist():
+        check_relpath(s["path"], "shard path", "shards.parquet")
         url = s["path"] if base is None else f"{base.rstrip('/')}/{s['path']}"
         files.append({"@type": "cr:FileObject", "@id": s["path"], "name": s["shard"], "contentUrl": url,
                       "contentSize": f"{s['bytes']} B", "encodingFormat": "application/x-tar",

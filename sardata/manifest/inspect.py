@@ -8,6 +8,7 @@ from pathlib import Path
 from sardata._atomic import sha256_file
 from sardata.errors import ChecksumError
 from sardata.manifest.io import read_card, read_table
+from sardata.safepath import resolve_inside
 
 
 def summary_table(root: str | os.PathLike[str]) -> str:
@@ -49,7 +50,7 @@ def validate_dir(root: str | os.PathLike[str]) -> list[str]:
     card = read_card(root)
     lines = []
     for name, info in sorted(card.get("tables", {}).items()):
-        path = root / f"{name}.parquet"
+        path = resolve_inside(root, f"{name}.parquet", "table name", "dataset.json")
         actual = sha256_file(path)
         if actual != info["sha256"]:
             raise ChecksumError(f"{path}: sha256 {actual} != card {info['sha256']}; the table was modified")

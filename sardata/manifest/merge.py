@@ -34,6 +34,7 @@ from sardata.config import config_sha256
 from sardata.errors import ConfigError
 from sardata.manifest.io import CARD_NAME, read_card, read_table, write_card, write_table
 from sardata.manifest.schema import SCHEMA_VERSION, SHARDS, SOURCES
+from sardata.safepath import resolve_inside
 from sardata.shards.writer import read_member, write_shard
 
 
@@ -61,7 +62,7 @@ class _Input:
     def shard_file(self, row: dict[str, Any]) -> Path:
         """A local file with the shard's bytes (remote shards are fetched and verified through the cache)."""
         if self.base is None:
-            return self.root / row["path"]
+            return resolve_inside(self.root, row["path"], "shard path", "shards.parquet")
         from sardata.stream.remote import ShardCache, _local_file, resolve
 
         url = resolve(self.base, row["path"])

@@ -20,6 +20,7 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from typing import Any
 from sardata._atomic import atomic_write_bytes, sha256_file
 from sardata.errors import ConfigError, ManifestSchemaError, ShardIntegrityError
 from sardata.manifest.io import CARD_NAME, read_card, write_card
+from sardata.safepath import check_relpath, resolve_inside
 
 BASE_KEY = "base_url"
 _URL_SCHEMES = ("http://", "https://", "s3://", "file://")
@@ -107,7 +109,13 @@ def locate(
         cache = cache if cache is not None else ShardCache()
         local = fetch_manifest(str(root), cache)
         card = read_card(local)
-        base = base_url or card_base(card, str(root)) or str(root).rstrip("/")
+        served = card_base(card, str(root))
+        if served is not None and (not is_url(served) or served.lower().startswith("file:")):
+            raise ManifestSchemaError(
+                f"{root}/{CARD_NAME}: base_url {card.get(BASE_KEY)!r} names a local location; a served card may "
+                "only point at http(s):// or s3:// shards (pass base_url= yourself to read local copies)"
+            )
+        base = base_url or served or str(root).rstrip("/")
     else:
         local = Path(urllib.parse.urlsplit(str(root)).path) if str(root).lower().startswith("file://") else Path(root)
         card = read_card(local)
@@ -130,14 +138,15 @@ def fetch_manifest(url: str, cache: Any) -> Path:
         card = json.loads(card_bytes)
     except ValueError as exc:
         raise ManifestSchemaError(f"{base}/{CARD_NAME}: not valid JSON ({exc})") from exc
+    tables = _checked_tables(card, f"{base}/{CARD_NAME}")  # before any local path is built from a served name
     local = Path(cache.dir) / "manifests" / hashlib.sha256(card_bytes).hexdigest()
     if (local / CARD_NAME).exists():
         return local  # written last, after every table was verified
-    for name, info in sorted(card.get("tables", {}).items()):
-        target = local / f"{name}.parquet"
+    for name, info in tables:
+        target = resolve_inside(local, f"{name}.parquet", "table name", f"{base}/{CARD_NAME}")
         if target.exists() and sha256_file(target) == info["sha256"]:
             continue
-        data = _get(cache, f"{base}/{name}.parquet")
+        data = _get(cache, f"{base}/{urllib.parse.quote(name)}.parquet")
         actual = hashlib.sha256(data).hexdigest()
         if actual != info["sha256"]:
             raise ShardIntegrityError(
@@ -147,6 +156,21 @@ def fetch_manifest(url: str, cache: Any) -> Path:
         atomic_write_bytes(target, data, fsync=True)
     atomic_write_bytes(local / CARD_NAME, card_bytes, fsync=True)
     return local
+
+
+def _checked_tables(card: Any, where: str) -> list[tuple[str, dict[str, Any]]]:
+    """The card's ``tables`` as (name, info) pairs after checking every name with :func:`check_relpath` (a
+    served ``../../x`` must never become a file outside the cache) and every sha256 as 64 hex digits."""
+    if not isinstance(card, dict) or not isinstance(card.get("tables", {}), dict):
+        raise ManifestSchemaError(f"{where}: not a dataset card (expected an object with a tables mapping)")
+    out = []
+    for name, info in sorted(card.get("tables", {}).items()):
+        check_relpath(name, "table name", where)
+        sha = info.get("sha256") if isinstance(info, dict) else None
+        if not isinstance(sha, str) or not re.fullmatch(r"[0-9a-f]{64}", sha):
+            raise ManifestSchemaError(f"{where}: table {name!r} has no valid sha256 (64 lower-case hex digits)")
+        out.append((name, info))
+    return out
 
 
 def _get(cache: Any, url: str) -> bytes:

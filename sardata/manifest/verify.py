@@ -10,6 +10,7 @@ from typing import Any
 
 from sardata._atomic import sha256_file
 from sardata.manifest.io import read_card, read_table
+from sardata.safepath import resolve_inside
 
 
 @dataclass
@@ -45,7 +46,7 @@ def _verify(root: Path, samples: bool, base: str | None, cache: object) -> Verif
     report = VerifyReport(root)
     card = read_card(root)
     for name, info in sorted(card.get("tables", {}).items()):
-        actual = sha256_file(root / f"{name}.parquet")
+        actual = sha256_file(resolve_inside(root, f"{name}.parquet", "table name", "dataset.json"))
         if actual != info["sha256"]:
             report.problems.append(f"{name}.parquet: sha256 {actual[:16]}… != card {info['sha256'][:16]}…")
     if report.problems:
@@ -56,7 +57,11 @@ def _verify(root: Path, samples: bool, base: str | None, cache: object) -> Verif
     for row in index.to_pylist():
         by_shard.setdefault(row["shard"], []).append(row)
     for s in shards:
-        path = root / s["path"] if base is None else _fetch(base, s, cache, report)
+        path = (
+            resolve_inside(root, s["path"], "shard path", "shards.parquet")
+            if base is None
+            else _fetch(base, s, cache, report)
+        )
         if path is None:
             continue
         if not path.exists():

@@ -130,7 +130,9 @@ def _load_inputs(ingest_dirs: list[Path]) -> tuple[pd.DataFrame, pa.Table, list[
 def _select(df: pd.DataFrame, cfg: BuildConfig) -> pd.DataFrame:
     if cfg.where:
         try:
-            df = df.query(cfg.where, engine="python")
+            from sardata.manifest.where import filter_frame
+
+            df = filter_frame(df, cfg.where)  # no code runs: sardata.manifest.where, not DataFrame.query
         except Exception as exc:  # pandas raises many types for a bad expression
             raise ConfigError(f"--where {cfg.where!r}: {exc} (columns: {', '.join(SAMPLES.names)})") from exc
     if df.empty:

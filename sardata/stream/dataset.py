@@ -68,7 +68,9 @@ class ShardIndex:
         samples = table.to_pandas() if where else table.select(cols).to_pandas()
         if where:  # a pandas query over manifest columns, e.g. "mode == 'VS'" (a cross-mode transfer's side)
             try:
-                samples = samples.query(where)[cols]
+                from sardata.manifest.where import filter_frame
+
+                samples = filter_frame(samples, where)[cols]  # sardata.manifest.where: runs no code
             except Exception as exc:  # pandas raises many types for a bad expression
                 raise ConfigError(f"{self.root}: bad --where {where!r} ({exc})") from exc
         if split is not None:  # one split value, or a comma list ("train,pool,unlabelled": everything but test)
@@ -109,7 +111,9 @@ class ShardIndex:
     def shard_path(self, shard: str) -> Path:
         info = self.shard_info[shard]
         if self.base_url is None and self.cache is None:
-            return self.root / info["path"]
+            from sardata.safepath import resolve_inside
+
+            return resolve_inside(self.root, info["path"], "shard path", "shards.parquet")  # never outside the root
         from sardata.stream.remote import ShardCache, _local_file, resolve
 
         url = resolve(self.base_url or str(self.root), info["path"])

@@ -41,7 +41,14 @@ from typing import IO, Any
 
 from sardata import __version__
 from sardata._atomic import _fsync_dir, sha256_file
-from sardata.errors import ConfigError, DependencyNotFoundError, SardataError, ShardIntegrityError
+from sardata.errors import (
+    ConfigError,
+    DependencyNotFoundError,
+    ManifestSchemaError,
+    SardataError,
+    ShardIntegrityError,
+)
+from sardata.safepath import check_relpath, resolve_inside
 
 ALLOWED_SCHEMES = ("file", "http", "https", "s3")
 REMOTE_SCHEMES = ("http", "https", "s3")
@@ -97,30 +104,27 @@ def check_location(url: str) -> None:
 
 
 def _relative(path: str) -> str:
-    """``path`` as a clean relative POSIX path; refuse absolute paths and ``..`` (they escape the dataset)."""
-    pure = PurePosixPath(path)
-    if pure.is_absolute() or ".." in pure.parts or "\\" in path or str(pure) in ("", "."):
-        raise ConfigError(
-            f"shard path {path!r}: paths in shards.parquet must be relative to the dataset root (no leading /, "
-            "no ..) or absolute http(s)://, s3:// or file:// URLs"
-        )
-    return pure.as_posix()
+    """``path`` as a clean relative POSIX path (:func:`sardata.safepath.check_relpath`): absolute paths, URLs and
+    ``..`` are refused, so no shard name from a table can point outside the dataset root, locally or remotely."""
+    try:
+        return PurePosixPath(check_relpath(path, "shard path", "shards.parquet")).as_posix()
+    except ManifestSchemaError as exc:
+        raise ConfigError(f"{exc} (shard paths are relative to the dataset root; no leading /, .. or URL)") from exc
 
 
 def resolve(base: str, path: str) -> str:
-    """Join a dataset location (local dir, file://, http(s)://, s3:// URL) with a path from shards.parquet
-    (relative, or already an absolute allowed URL). Rejects any other scheme, notably `pipe:`, with ConfigError.
+    """Join a dataset location (local dir, file://, http(s)://, s3:// URL) with a relative path from
+    shards.parquet. Rejects any other scheme, notably `pipe:`, and any path leaving the root with ConfigError.
 
-    Why: a ``base_url`` override relocates a dataset without rewriting its tables (``data-contract.md`` intro).
+    Why: a ``base_url`` override relocates a dataset without rewriting its tables (``data-contract.md`` intro);
+    a table naming an absolute location would instead let a served or edited manifest choose any file.
     """
     check_location(path)
-    if _scheme(path) is not None:
-        return path
     check_location(base)
     rel = _relative(path)
     scheme = _scheme(base)
     if scheme is None:
-        return str(Path(base) / rel)
+        return str(resolve_inside(base, rel, "shard path", "shards.parquet"))
     sep = "" if base.endswith("/") else "/"
     if scheme == "s3":
         return base + sep + rel  # object keys are taken verbatim by s3fs
