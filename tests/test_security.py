@@ -271,3 +271,101 @@ def test_remote_shard_paths_are_relative_only(
             data[i]
     with pytest.raises(SardataError, match="shard path|dataset root"):
         verify(f"{url}/ds", samples=True)
+
+
+# ----------------------------------------------------------------------------------------------- decompression bombs
+BOMB_BUDGET = 64 * 2**20  # the test budget; the default is 2**28 (sardata.config)
+SIDE = 20000  # 20000² float32 = 1.6 GB declared, a few KB on disk (sparse tiles)
+
+_MEASURE = r"""
+import json, resource, sys
+from pathlib import Path
+import pyarrow.parquet as pq
+from sardata.ingest import ingest
+import h5py, rasterio  # noqa: F401 - loaded before the baseline, like a real run
+source, root, out, opts = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+ingest(source, root, out, options=opts)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+rows = pq.read_table(Path(out) / "sources.parquet").to_pylist()
+print(json.dumps({"base": base, "peak": peak, "rows": [(r["status"], r["reason"]) for r in rows]}))
+"""
+
+
+def _write_sparse_tiff(path: Path, side: int = SIDE) -> None:
+    import numpy as np
+    import rasterio
+
+    profile = {"driver": "GTiff", "width": side, "height": side, "count": 1, "dtype": "float32", "tiled": True,
+               "blockxsize": 256, "blockysize": 256, "compress": "deflate", "sparse_ok": True}  # fmt: skip
+    with rasterio.open(path, "w", **profile) as ds:
+        ds.write(np.ones((1, 256, 256), np.float32), window=((0, 256), (0, 256)))
+
+
+def _measure(source: str, root: Path, out: Path, opts: dict[str, str]) -> dict:
+    import subprocess
+    import sys
+
+    env = os.environ | {"SARDATA_MAX_SAMPLE_BYTES": str(BOMB_BUDGET)}
+    res = subprocess.run([sys.executable, "-c", _MEASURE, source, str(root), str(out), json.dumps(opts)],
+                         capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def test_sparse_geotiff_bomb_is_rejected_before_allocation(tmp_path: Path) -> None:
+    root = tmp_path / "in"
+    root.mkdir()
+    _write_sparse_tiff(root / "bomb.tif")
+    assert (root / "bomb.tif").stat().st_size < 200_000
+    got = _measure("geotiff", root, tmp_path / "out", {"mode": "chips"})
+    assert got["rows"] == [["rejected", "too_large"]]
+    print(f"geotiff bomb: baseline {got['base'] / 2**20:.0f} MiB, peak {got['peak'] / 2**20:.0f} MiB")
+    assert got["peak"] - got["base"] <= 2 * BOMB_BUDGET
+
+
+def test_budget_helper_and_small_inputs_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sardata.config import DEFAULT_SAMPLE_BUDGET_BYTES, sample_budget_bytes
+    from sardata.errors import RejectFile
+    from sardata.sources._base import check_budget
+
+    assert sample_budget_bytes() == DEFAULT_SAMPLE_BUDGET_BYTES == 2**28
+    assert check_budget((1, 8192, 8192), 4, "x") == 2**28
+    with pytest.raises(RejectFile) as exc:
+        check_budget((60000, 60000), 4, "scene")
+    assert exc.value.reason == "too_large"
+    monkeypatch.setenv("SARDATA_MAX_SAMPLE_BYTES", "nope")
+    with pytest.raises(ConfigError):
+        sample_budget_bytes()
+
+
+def test_hdf5_bomb_with_a_huge_declared_chunked_dataset_is_rejected(tmp_path: Path) -> None:
+    import h5py
+    import numpy as np
+
+    from sardata.sim.pdw import H5_FORMAT, H5_FORMAT_VERSION, PDW_DTYPE
+
+    root = tmp_path / "in"
+    root.mkdir()
+    with h5py.File(root / "bomb.h5", "w") as f:
+        f.attrs["format"], f.attrs["format_version"] = H5_FORMAT, H5_FORMAT_VERSION
+        f.create_dataset("pulses", data=np.zeros(1, PDW_DTYPE))
+        f.create_dataset("offsets", shape=(2**31,), dtype="int64", chunks=(4096,), fillvalue=0)  # 16 GiB declared
+        f.create_dataset("index", shape=(2**31,), dtype="int64", chunks=(4096,))
+        f.create_dataset("meta", data=np.array([b"{}"]))
+    assert (root / "bomb.h5").stat().st_size < 200_000
+    got = _measure("pdwsim", root, tmp_path / "out", {})
+    assert got["rows"] == [["rejected", "too_large"]]
+    print(f"hdf5 bomb: baseline {got['base'] / 2**20:.0f} MiB, peak {got['peak'] / 2**20:.0f} MiB")
+    assert got["peak"] - got["base"] <= 2 * BOMB_BUDGET
+
+
+def test_opensarship_zip_with_a_sparse_tiff_bomb_is_rejected(tmp_path: Path) -> None:
+    from sardata.sources.opensarship import _read_tiff
+
+    _write_sparse_tiff(tmp_path / "b.tif")
+    from sardata.errors import RejectFile
+
+    with pytest.raises(RejectFile) as exc:
+        _read_tiff((tmp_path / "b.tif").read_bytes(), "Patch/x_vv.tif")
+    assert exc.value.reason == "too_large"

@@ -208,6 +208,34 @@ def _convert(value: str, hint: Any, what: str) -> Any:
     return value
 
 
+def check_budget(shape: Sequence[int], itemsize: int, what: str) -> int:
+    """Reject (``too_large``) a read whose declared size exceeds :func:`sardata.config.sample_budget_bytes`.
+
+    Call it with the shape and item size from the header (rasterio ``count``/``height``/``width``, an h5py
+    dataset's ``shape``/``dtype``) *before* reading: a sparse or compressed file can declare gigabytes while
+    holding kilobytes, and the allocation happens inside the decoder. Returns the declared size in bytes."""
+    from sardata.config import SAMPLE_BUDGET_ENV, sample_budget_bytes
+    from sardata.errors import RejectFile
+
+    nbytes = math.prod(int(n) for n in shape) * int(itemsize)  # Python ints: no overflow for absurd headers
+    budget = sample_budget_bytes()
+    if nbytes > budget:
+        dims = "x".join(str(int(n)) for n in shape)
+        raise RejectFile(
+            "too_large",
+            f"{what} declares {dims} x {itemsize} B = {nbytes} bytes, over the per-sample budget of {budget} bytes "
+            f"(a decompression bomb, or raise {SAMPLE_BUDGET_ENV})",
+        )
+    return nbytes
+
+
+def check_raster_budget(ds: Any, what: str, window: tuple[int, int] | None = None) -> int:
+    """:func:`check_budget` for a rasterio dataset (all bands, or a ``(height, width)`` window of them)."""
+    height, width = window if window is not None else (ds.height, ds.width)
+    itemsize = max(np.dtype(d).itemsize for d in ds.dtypes) if ds.count else 1
+    return check_budget((ds.count, height, width), itemsize, what)
+
+
 @contextlib.contextmanager
 def open_hdf5(unit: FileUnit) -> Iterator[Any]:
     """An HDF5 input opened read-only after a magic-byte check; h5py's ``OSError`` becomes a ``RejectFile`` row

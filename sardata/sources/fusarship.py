@@ -360,7 +360,12 @@ def _decode_tiff(data: bytes) -> tuple[np.ndarray, dict[str, Any]]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             with MemoryFile(data) as mem, mem.open() as ds:
+                from sardata.sources._base import check_raster_budget
+
+                check_raster_budget(ds, "TIFF")  # before the declared raster is allocated
                 arr = ds.read()
+    except RejectFile:
+        raise
     except Exception as exc:  # rasterio raises RasterioIOError, CPLE_* ...
         raise RejectFile("undecodable", f"TIFF decoder failed: {exc}") from exc
     meta: dict[str, Any] = {"format": "tiff", "bands": int(arr.shape[0]), "was_colour": False}

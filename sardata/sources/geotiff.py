@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from sardata.errors import ConfigError, RejectFile
-from sardata.sources._base import FileUnit, MemberStatus, Sample, Source
+from sardata.sources._base import FileUnit, MemberStatus, Sample, Source, check_raster_budget
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".gtiff")
 
@@ -105,6 +105,7 @@ class GeoTIFF(Source):
             raise RejectFile("too_small", f"{ds.width}x{ds.height} scene is smaller than one {o.tile}px tile")
         rows = range(0, ds.height - o.tile + 1, o.stride)
         cols = range(0, ds.width - o.tile + 1, o.stride)
+        check_raster_budget(ds, f"{unit.rel} tile", (o.tile, o.tile))  # each windowed read is one tile
         common = self._common(ds, unit)
         for r in rows:
             for c in cols:
@@ -129,6 +130,7 @@ class GeoTIFF(Source):
             if folder not in self._classes:
                 raise RejectFile("unknown_class", f"folder {folder or '(root)'!r} not in classes {self._classes}")
             label = folder
+        check_raster_budget(ds, unit.rel)  # before GDAL allocates the declared raster
         data = ds.read()
         return self._sample(data, self._common(ds, unit), None, None, ds.transform, ds.bounds, label,
                             {"nodata_frac": self._nodata_fraction(ds, data)})  # fmt: skip

@@ -28,7 +28,7 @@ import numpy as np
 
 from sardata.errors import ConfigError, RejectFile
 from sardata.sim.pdw import H5_FORMAT, H5_FORMAT_VERSION, MODES, PDW_DTYPE
-from sardata.sources._base import FileUnit, MemberStatus, Sample, Source, open_hdf5
+from sardata.sources._base import FileUnit, MemberStatus, Sample, Source, check_budget, open_hdf5
 
 H5_SUFFIXES = (".h5", ".hdf5")
 #: the downstream emitters of ``radar.md`` §2.5.2 (pool trains are unlabelled)
@@ -78,6 +78,8 @@ class PDWSim(Source):
         names = pulses.dtype.names or ()
         if names != PDW_DTYPE.names:
             raise RejectFile("bad_dtype", f"pulses fields {names}, expected {PDW_DTYPE.names}")
+        for name in ("offsets", "index"):  # read whole below: their declared size must fit the budget first
+            check_budget(f[name].shape, f[name].dtype.itemsize, f"HDF5 dataset {name}")
         offsets = f["offsets"][()]
         index = f["index"][()]
         n = len(index)
@@ -97,6 +99,7 @@ class PDWSim(Source):
         step = self.options.block_rows
         for a in range(0, len(index), step):
             b = min(len(index), a + step)
+            check_budget((int(offsets[b]) - int(offsets[a]),), pulses.dtype.itemsize, f"pulses[{a}:{b}]")
             block = np.asarray(pulses[offsets[a] : offsets[b]])
             texts = meta[a:b]
             for i in range(a, b):

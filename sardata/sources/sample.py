@@ -309,6 +309,9 @@ def _load_mat73(data: bytes) -> dict[str, Any]:
             if obj.attrs.get("MATLAB_empty", 0):
                 out[name] = "" if cls == "char" else np.zeros((0,))
                 continue
+            from sardata.sources._base import check_budget
+
+            check_budget(obj.shape, obj.dtype.itemsize, f"HDF5 dataset {name}")  # before h5py allocates it
             value = obj[()]
             if isinstance(value, np.ndarray) and value.dtype.names and {"real", "imag"} <= set(value.dtype.names):
                 value = value["real"] + 1j * value["imag"]

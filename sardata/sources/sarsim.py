@@ -192,8 +192,13 @@ class SARSim(Source):
                 with Image.open(io.BytesIO(data)) as im:
                     mode, fmt = im.mode, (im.format or "").lower()
                     if mode in _MODES_16 or mode in ("I", "F"):
+                        from sardata.sources._image import check_pil_budget
+
+                        check_pil_budget(im, f"{fmt} image")  # before decoding the declared pixels
                         im.load()
                         arr = np.asarray(im)
+        except RejectFile:
+            raise
         except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError... for corrupt files
             raise RejectFile("undecodable", f"image decoder failed: {exc}") from exc
         if arr is None:
