@@ -22,9 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from sardata.errors import ConfigError
+from sardata.errors import ConfigError, ManifestSchemaError
 from sardata.manifest.io import read_card, read_table
 from sardata.manifest.relocate import card_base
 from sardata.manifest.schema import TABLES
@@ -121,6 +120,8 @@ def croissant(root: str | os.PathLike[str]) -> dict[str, Any]:
     files: list[dict[str, Any]] = []
     for name, info in sorted(card.get("tables", {}).items()):
         path = resolve_inside(root, f"{name}.parquet", "table name", "dataset.json")
+        if not path.is_file():
+            raise ManifestSchemaError(f"{path}: listed in dataset.json but missing; restore it or rebuild the dataset")
         files.append({"@type": "cr:FileObject", "@id": f"{name}.parquet", "name": f"{name}.parquet",
                       "contentUrl": f"{name}.parquet", "contentSize": f"{path.stat().st_size} B",
                       "encodingFormat": "application/x-parquet", "sha256": info["sha256"]})  # fmt: skip
@@ -132,7 +133,7 @@ def croissant(root: str | os.PathLike[str]) -> dict[str, Any]:
                       "sha256": s["sha256"]})  # fmt: skip
     record_sets = []
     for table in ("samples", "shards"):
-        schema = pq.read_schema(root / f"{table}.parquet")
+        schema = read_table(root / f"{table}.parquet", table).schema
         record_sets.append({"@type": "cr:RecordSet", "@id": table, "name": table,
                             "description": f"one row per {table[:-1]} ({table}.parquet)",
                             "field": [_croissant_field(table, f"{table}.parquet", f) for f in schema]})  # fmt: skip
@@ -145,7 +146,7 @@ def croissant(root: str | os.PathLike[str]) -> dict[str, Any]:
         "description": f"sardata dataset built from {sources or 'unknown sources'}: WebDataset shards with a "
         f"Parquet index (schema {card['schema_version']})",
         "conformsTo": CROISSANT_CONFORMS_TO,
-        "version": card["config_sha256"][:12],
+        "version": card.get("config_sha256", "")[:12],
         "distribution": files,
         "recordSet": record_sets,
     }
@@ -186,14 +187,17 @@ def hf_dataset_info(root: str | os.PathLike[str]) -> dict[str, Any]:
     card = _dataset_card(root)
     maps = card.get("class_maps", {})
     names = next(iter(maps.values())) if len(maps) == 1 else None
-    schema = pq.read_schema(root / "samples.parquet")
+    schema = read_table(root / "samples.parquet", "samples").schema
     splits = card.get("splits", {})
     table_bytes = sum((root / f"{n}.parquet").stat().st_size for n in TABLES if (root / f"{n}.parquet").exists())
-    shard_bytes = sum(v["bytes"] for v in splits.values())
+    shard_bytes = sum(v.get("bytes", 0) for v in splits.values())
     return {
         "dataset_info": {
             "features": [_hf_feature(f, names) for f in schema],
-            "splits": [{"name": s, "num_bytes": v["bytes"], "num_examples": v["samples"]} for s, v in splits.items()],
+            "splits": [
+                {"name": s, "num_bytes": v.get("bytes", 0), "num_examples": v.get("samples", 0)}
+                for s, v in splits.items()
+            ],
             "download_size": shard_bytes + table_bytes,
             "dataset_size": shard_bytes,
         },

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from sardata._atomic import sha256_file
-from sardata.errors import ChecksumError
+from sardata.errors import ChecksumError, ManifestSchemaError
 from sardata.manifest.io import read_card, read_table
 from sardata.safepath import resolve_inside
 
@@ -15,22 +15,28 @@ def summary_table(root: str | os.PathLike[str]) -> str:
     """Card header plus a split × class count table (plain text)."""
     root = Path(root)
     card = read_card(root)
-    samples = read_table(root / "samples.parquet", "samples").select(["split", "label_name"]).to_pandas()
+    from sardata.stream.verify import open_verified_table  # the table's bytes checked against the card first
+
+    samples = open_verified_table(root, "samples", card).select(["split", "label_name"]).to_pandas()
     samples["label_name"] = samples["label_name"].fillna("(none)")
     pivot = samples.pivot_table(index="label_name", columns="split", aggfunc="size", fill_value=0)
     pivot.loc["total"] = pivot.sum()
     pivot["total"] = pivot.sum(axis=1)
     files = card.get("counts", {}).get("files", {})
     head = [
-        f"{root}  ({card.get('kind', 'dataset')}, schema {card['schema_version']}, sardata {card['sardata_version']})",
+        f"{root}  ({card.get('kind', 'dataset')}, schema {card['schema_version']}, "
+        f"sardata {card.get('sardata_version', '?')})",
         "sources: " + ", ".join(f"{s.get('id')} v{s.get('version')}" for s in card.get("sources", [])),
-        f"config_sha256: {card['config_sha256'][:16]}…",
+        f"config_sha256: {card.get('config_sha256', '?')[:16]}…",
     ]
     if files:
         head.append("files: " + ", ".join(f"{k} {v}" for k, v in files.items()))
     if card.get("splits"):
         head.append(
-            "shards: " + ", ".join(f"{k} {v['shards']} ({v['bytes'] / 1e6:.1f} MB)" for k, v in card["splits"].items())
+            "shards: "
+            + ", ".join(
+                f"{k} {v.get('shards', 0)} ({v.get('bytes', 0) / 1e6:.1f} MB)" for k, v in card["splits"].items()
+            )
         )
     if card.get("views"):
         head.append(
@@ -51,6 +57,8 @@ def validate_dir(root: str | os.PathLike[str]) -> list[str]:
     lines = []
     for name, info in sorted(card.get("tables", {}).items()):
         path = resolve_inside(root, f"{name}.parquet", "table name", "dataset.json")
+        if not path.is_file():
+            raise ManifestSchemaError(f"{path}: listed in dataset.json but missing; restore it or rebuild the manifest")
         actual = sha256_file(path)
         if actual != info["sha256"]:
             raise ChecksumError(f"{path}: sha256 {actual} != card {info['sha256']}; the table was modified")

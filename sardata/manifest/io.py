@@ -13,6 +13,8 @@ import pyarrow.parquet as pq
 
 from sardata._atomic import atomic_path
 from sardata.errors import ManifestSchemaError
+from sardata.manifest.card import check_card
+from sardata.manifest.rows import check_rows
 from sardata.manifest.schema import (
     COLUMNS_SINCE,
     EXTRA_COLUMN_PREFIXES,
@@ -23,6 +25,8 @@ from sardata.manifest.schema import (
 )
 
 CARD_NAME = "dataset.json"
+CARD_MAX_BYTES = 64 << 20  # a card is a few KB; anything this large is not one
+CARD_MAX_DEPTH = 64  # deepest JSON nesting accepted in a card (real cards nest ~5 levels)
 
 
 SORTED_ROW_GROUP = 1 << 16  # rows per row group when write_table sorts while writing
@@ -143,7 +147,7 @@ def _writer_version(path: Path) -> str | None:
     card = path if path.name == CARD_NAME else path.parent / CARD_NAME
     try:
         value = json.loads(card.read_text(encoding="utf-8")).get("sardata_version")
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):
         return None
     return str(value) if value else None
 
@@ -151,8 +155,12 @@ def _writer_version(path: Path) -> str | None:
 def read_table(path: str | os.PathLike[str], name: str) -> pa.Table:
     """Read a manifest table after validating its schema against the declared constant."""
     path = Path(path)
-    if not path.exists():
-        raise ManifestSchemaError(f"{path}: {name} table not found; is this a sardata manifest directory?")
+    if name not in TABLES:
+        raise ManifestSchemaError(f"{path}: unknown table {name!r} (known: {sorted(TABLES)})")
+    if not path.is_file():
+        raise ManifestSchemaError(
+            f"{path}: {name} table not found; restore it or rerun the command that wrote this manifest"
+        )
     try:
         schema = pq.read_schema(path)
     except (pa.ArrowInvalid, OSError) as exc:
@@ -162,7 +170,9 @@ def read_table(path: str | os.PathLike[str], name: str) -> pa.Table:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise ManifestSchemaError(f"{path}: corrupt Parquet data ({exc}); restore or rebuild this table") from exc
-    return _fill_later_columns(table, name)
+    table = _fill_later_columns(table, name)
+    check_rows(table, name, path)
+    return table
 
 
 def _fill_later_columns(table: pa.Table, name: str) -> pa.Table:
@@ -184,15 +194,47 @@ def read_card(root: str | os.PathLike[str]) -> dict[str, Any]:
         raise ManifestSchemaError(
             f"{path} missing: {root} is not a finished sardata manifest (rerun the command that creates it)"
         )
-    try:
-        card = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise ManifestSchemaError(f"{path}: not valid JSON ({exc}); restore the card or rerun the build") from exc
-    if not isinstance(card, dict):
-        raise ManifestSchemaError(f"{path}: expected a JSON object")
+    card = load_card_json(path)
     writer = card.get("sardata_version")
     check_version(str(card.get("schema_version", "0.0.0")), path, str(writer) if writer else None)
     return card
+
+
+def load_card_json(path: Path) -> dict[str, Any]:
+    """Parse and structurally validate a card, so every reader can index it without a traceback.
+
+    Size and nesting are bounded before and after parsing (``json.loads`` recurses: a deeply nested card would
+    raise ``RecursionError``); NaN/Infinity are refused (the writer never emits them)."""
+    fix = "restore dataset.json from a copy or rerun the command that wrote it"
+    try:
+        if path.stat().st_size > CARD_MAX_BYTES:
+            raise ManifestSchemaError(f"{path}: card larger than {CARD_MAX_BYTES} bytes; {fix}")
+        card = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
+    except RecursionError:
+        raise ManifestSchemaError(f"{path}: JSON nested deeper than {CARD_MAX_DEPTH} levels; {fix}") from None
+    except (ValueError, OSError) as exc:
+        raise ManifestSchemaError(f"{path}: not valid JSON ({exc}); {fix}") from exc
+    if not isinstance(card, dict):
+        raise ManifestSchemaError(f"{path}: expected a JSON object, found {type(card).__name__}; {fix}")
+    if _depth(card) > CARD_MAX_DEPTH:
+        raise ManifestSchemaError(f"{path}: JSON nested deeper than {CARD_MAX_DEPTH} levels; {fix}")
+    check_card(card, path)
+    return card
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed in a card")
+
+
+def _depth(obj: Any) -> int:
+    """Nesting depth of a parsed JSON value, iteratively (no recursion limit)."""
+    deepest, stack = 0, [(obj, 1)]
+    while stack:
+        node, d = stack.pop()
+        deepest = max(deepest, d)
+        if d <= CARD_MAX_DEPTH and isinstance(node, dict | list):
+            stack += [(v, d + 1) for v in (node.values() if isinstance(node, dict) else node)]
+    return deepest
 
 
 def write_card(root: str | os.PathLike[str], card: dict[str, Any]) -> None:

@@ -46,7 +46,11 @@ def _verify(root: Path, samples: bool, base: str | None, cache: object) -> Verif
     report = VerifyReport(root)
     card = read_card(root)
     for name, info in sorted(card.get("tables", {}).items()):
-        actual = sha256_file(resolve_inside(root, f"{name}.parquet", "table name", "dataset.json"))
+        table = resolve_inside(root, f"{name}.parquet", "table name", "dataset.json")
+        if not table.is_file():
+            report.problems.append(f"{name}.parquet: listed in dataset.json but missing ({table})")
+            continue
+        actual = sha256_file(table)
         if actual != info["sha256"]:
             report.problems.append(f"{name}.parquet: sha256 {actual[:16]}… != card {info['sha256'][:16]}…")
     if report.problems:
@@ -111,10 +115,12 @@ def _check_samples(path: Path, shard: str, rows: list[dict[str, Any]], report: V
 def diff(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> dict[str, Any]:
     """Samples added / removed / changed (by content hash) and configuration keys that differ."""
     a, b = Path(a), Path(b)
+    from sardata.stream.verify import open_verified_table  # tables checked against their cards first
+
     ca, cb = read_card(a), read_card(b)
     cols = ["key", "content_sha256", "sample_sha256", "split", "label_name"]
-    ta = {r["key"]: r for r in read_table(a / "samples.parquet", "samples").select(cols).to_pylist()}
-    tb = {r["key"]: r for r in read_table(b / "samples.parquet", "samples").select(cols).to_pylist()}
+    ta = {r["key"]: r for r in open_verified_table(a, "samples", ca).select(cols).to_pylist()}
+    tb = {r["key"]: r for r in open_verified_table(b, "samples", cb).select(cols).to_pylist()}
     changed = sorted(k for k in ta.keys() & tb.keys() if ta[k] != tb[k])
     return {
         "added": sorted(tb.keys() - ta.keys()),
