@@ -122,7 +122,7 @@ def process_unit(source: Source, out: Path, fingerprint: str, task: _Task) -> di
             return {**row, "member_rows": member_rows, "resumed": False}
         except SkipFile as exc:
             row.update(status="skipped", reason=exc.reason, detail=exc.detail or None)
-        except (RejectFile, Exception) as exc:  # noqa: BLE001 - adapter failures become rejected rows, never a crash
+        except Exception as exc:  # noqa: BLE001 - adapter failures (RejectFile too) become rejected rows, not a crash
             why = environment_problem(exc, task.path, out)
             if why is not None:  # not the file's fault: commit nothing, the file stays pending
                 raise environment_error(task.rel, task.path, why) from exc
