@@ -52,5 +52,6 @@ def main() -> None:
     except SardataError as exc:
         if os.environ.get("SARDATA_DEBUG") == "1":
             raise
-        typer.secho(f"error: {exc}", err=True, fg="red")
+        line = " ".join(str(exc).split())  # one line even if a message (or a quoted value) holds newlines
+        typer.secho(f"error: {line}", err=True, fg="red")
         sys.exit(1)
