@@ -267,7 +267,8 @@ def _copy(src: Path, dst: Path) -> Path:
 
 #: variants whose remaining traceback is in a module owned elsewhere (kept visible, not hidden)
 KNOWN = {
-    "shard-path-missing": "manifest merge: _link() lets FileNotFoundError out for a listed shard file that is gone"
+    "shard-path-missing": "a listed shard file that is gone: manifest merge (_link) and the loader (ShardIndex._file) "
+    "let FileNotFoundError out; both modules are owned elsewhere"
 }
 
 
