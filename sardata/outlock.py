@@ -7,7 +7,8 @@ The lock makes the second writer fail at once with :class:`~sardata.errors.Outpu
 releases it when the holder exits in any way (``kill -9`` included): a stale lock file is harmless and is simply
 locked again by the next run. A clean exit deletes the file (outputs then hold only data, so byte comparisons of
 two output directories are unaffected); because of that deletion a run re-checks after locking that the file it
-locked is still the one at the path. Forked workers share the holder's lock, which is what we want.
+locked is still the one at the path. Forked children (pool workers) close their inherited copy at fork: a worker
+orphaned by a ``kill -9`` of its parent must not keep the lock alive.
 """
 
 from __future__ import annotations
@@ -26,6 +27,17 @@ from pathlib import Path
 from sardata.errors import OutputLockedError
 
 LOCK_FILE = ".sardata.lock"
+_HELD: set[int] = set()  # lock descriptors of this process
+
+
+def _close_in_child() -> None:
+    for fd in _HELD:
+        with contextlib.suppress(OSError):
+            os.close(fd)  # drops the child's reference only; the parent keeps the lock
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_close_in_child)
 
 
 def _holder_text(out: Path, fd: int) -> str:
@@ -49,6 +61,7 @@ def output_lock(out: str | os.PathLike[str], what: str = "write") -> Iterator[Pa
     out.mkdir(parents=True, exist_ok=True)
     path = out / LOCK_FILE
     fd = _acquire(out, path)
+    _HELD.add(fd)
     try:
         record = {
             "pid": os.getpid(),
@@ -63,6 +76,7 @@ def output_lock(out: str | os.PathLike[str], what: str = "write") -> Iterator[Pa
     finally:
         with contextlib.suppress(OSError):
             path.unlink()  # still holding the lock: nobody else can have locked this inode
+        _HELD.discard(fd)
         os.close(fd)  # releases the flock
 
 

@@ -67,6 +67,24 @@ def test_kill_9_leaves_no_stale_lock(demo: Path, tmp_path: Path) -> None:
     assert ingest("mstar", demo, out).files["ok"] > 0
 
 
+def test_forked_worker_does_not_keep_the_lock(tmp_path: Path) -> None:
+    """Pool workers are forked while the lock is held; one orphaned by a kill -9 of its parent must not keep
+    the output locked (the child closes its inherited descriptor at fork)."""
+    out = tmp_path / "out"
+    r, w = os.pipe()
+    with output_lock(out):
+        pid = os.fork()
+        if pid == 0:  # a worker that outlives its parent's hold on the lock
+            os.read(r, 1)
+            os._exit(0)
+    try:
+        with output_lock(out):
+            pass
+    finally:
+        os.write(w, b"x")
+        os.waitpid(pid, 0)
+
+
 def test_concurrent_cli_runs_lose_nothing(demo: Path, tmp_path: Path, sardata_cmd: list[str]) -> None:
     """Two `sardata ingest` at once into one --out: each either finishes or fails cleanly (exit 1, naming the
     holder); a rerun then equals an uninterrupted run, with no rejected file."""
