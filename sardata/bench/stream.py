@@ -69,22 +69,24 @@ def _child(kind: str, data: str, workers: int, batch: int) -> None:
         loader = DataLoader(stock.decode().to_tuple("img.npy", "gr.npy", "cls"), batch_size=batch, num_workers=workers)
     elif kind == "handover":
         loader = DataLoader(_Handover(root / "ds", batch), batch_size=None, num_workers=workers)
-    else:
+    else:  # "sardata" (default verify="shard") or "sardata-off" (verify="off": the cost of the integrity check)
         from sardata.stream.dataset import ShardIterable
 
         fields = ("img.npy", "gr.npy", "cls")  # what the other two deliver
-        ds = ShardIterable(root / "ds", batch, split=None, num_workers=workers, shuffle=False, fields=fields)
+        verify = "off" if kind == "sardata-off" else "shard"  # sardata-warm: "shard", markers already there
+        ds = ShardIterable(root / "ds", batch, split=None, num_workers=workers, shuffle=False, fields=fields,
+                           verify=verify)  # fmt: skip
         loader = DataLoader(ds, batch_size=None, num_workers=workers)
     # steady state: the clock starts when the first item arrives (worker start-up excluded), that item not counted
     n, t0 = 0, None
     for epoch in range(EPOCHS):
-        if kind == "sardata":
+        if kind.startswith("sardata"):
             ds.set_epoch(epoch)
         for item in loader:
             if t0 is None:
                 t0 = time.perf_counter()
                 continue
-            n += len(item["__key__"]) if kind in ("sardata", "handover") else len(item[0])  # all deliver batches
+            n += len(item["__key__"]) if kind.startswith(("sardata", "handover")) else len(item[0])  # batches
     print(n, time.perf_counter() - t0, _hwm_mb())
 
 
@@ -122,10 +124,20 @@ class _Handover(IterableDataset):
             yield out | (_one_storage(small) if info is not None else small)
 
 
-def _measure(kind: str, data: Path, workers: int, batch: int = 32) -> dict[str, Any]:
-    """One configuration in a fresh interpreter, so its peak RSS is its own."""
+def _measure(kind: str, data: Path, workers: int, batch: int = 32, marks: Path | None = None) -> dict[str, Any]:
+    """One configuration in a fresh interpreter, so its peak RSS is its own.
+
+    ``marks``: the verified-shard marker directory (``SARDATA_VERIFIED_DIR``). ``sardata`` starts it empty (every
+    shard is hashed once in the timed run: the cold cost), ``sardata-warm`` reuses it (shards verified before)."""
+    import os
+
+    env = dict(os.environ)
+    if marks is not None:
+        if kind == "sardata":
+            shutil.rmtree(marks, ignore_errors=True)
+        env["SARDATA_VERIFIED_DIR"] = str(marks)
     code = f"from sardata.bench.stream import _child; _child({kind!r}, {str(data)!r}, {workers}, {batch})"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=1800)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=1800, env=env)
     if out.returncode:
         raise RuntimeError(f"bench {kind} with {workers} workers failed: {out.stderr.strip()[-800:]}")
     n, secs, hwm = out.stdout.split()[-3:]
@@ -150,10 +162,11 @@ def bench_loader(per_class: int = 64, grow: int = 10, workers: tuple[int, ...] =
     tmp = Path(tempfile.mkdtemp(prefix="sardata-bench-loader-"))
     try:
         small = make_data(tmp / "small", per_class)
-        rows = [_measure(kind, small, w) for w in workers for kind in ("raw", "webdataset", "sardata", "handover")
+        kinds = ("raw", "webdataset", "sardata", "sardata-warm", "sardata-off", "handover")
+        rows = [_measure(kind, small, w, marks=tmp / f"verified-{w}") for w in workers for kind in kinds
                 if kind != "handover" or w > 0]  # fmt: skip
         large = make_data(tmp / "large", per_class * grow)
-        big = _measure("sardata", large, workers[-1])
+        big = _measure("sardata", large, workers[-1], marks=tmp / "verified-large")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return {"rows": rows, "grown": big, "grow": grow}

@@ -118,13 +118,18 @@ def bench_loader_cmd(
     from sardata.bench.stream import EPOCHS, SIZE
 
     typer.echo(f"{r['rows'][0]['samples']} samples timed over {EPOCHS} epochs (demo chips {SIZE} px, GR in shards)")
-    typer.echo(f"  {'pipeline':<12}{'workers':>8}{'samples/s':>12}{'peak RSS MB':>13}{'vs raw':>9}{'vs wds':>9}")
+    typer.echo(f"  {'pipeline':<14}{'workers':>8}{'samples/s':>12}{'peak RSS MB':>13}{'vs raw':>9}{'vs wds':>9}")
     for row in r["rows"]:
         w = row["workers"]
         typer.echo(
-            f"  {row['kind']:<12}{w:>8}{row['samples_per_s']:>12.0f}{row['peak_rss_mb']:>13.0f}"
+            f"  {row['kind']:<14}{w:>8}{row['samples_per_s']:>12.0f}{row['peak_rss_mb']:>13.0f}"
             f"{row['samples_per_s'] / base[('raw', w)]:>8.1f}x{row['samples_per_s'] / base[('webdataset', w)]:>8.2f}x"
         )
+    for w in sorted({row["workers"] for row in r["rows"]}):  # the cost of the default integrity check
+        if ("sardata-off", w) in base:
+            off = base[("sardata-off", w)]
+            cold, warm = base[("sardata", w)] / off, base[("sardata-warm", w)] / off
+            typer.echo(f"  verify=shard vs verify=off, {w} workers: cold {cold:.2f}x, warm {warm:.2f}x")
     g = r["grown"]
     small = next(row for row in r["rows"] if row["kind"] == "sardata" and row["workers"] == g["workers"])
     typer.echo(

@@ -32,10 +32,11 @@ import sardata
 from sardata._atomic import TMP_PREFIX, remove_stale_temps, sha256_file
 from sardata.config import config_sha256
 from sardata.errors import ConfigError
-from sardata.manifest.io import CARD_NAME, read_card, read_table, write_card, write_table
+from sardata.manifest.io import CARD_NAME, read_card, write_card, write_table
 from sardata.manifest.schema import SCHEMA_VERSION, SHARDS, SOURCES
 from sardata.safepath import resolve_inside
 from sardata.shards.writer import read_member, write_shard
+from sardata.stream.verify import open_verified_table, verify_shard
 
 
 @dataclass
@@ -95,6 +96,7 @@ def merge(
     features = _agree(loaded, "features")
     keep, duplicates = _resolve_keys(loaded)
     _check_radiometry(loaded, keep)
+    _verify_shards(loaded)  # every input shard's sha256, before anything is linked, copied or written
 
     if overwrite:
         (out / CARD_NAME).unlink(missing_ok=True)
@@ -150,10 +152,20 @@ def _load(location: str) -> _Input:
             f"{location}: a {card.get('kind')} manifest, not a built dataset; merge built datasets, or pass several "
             "ingest directories to build-shards"
         )
-    samples = read_table(root / "samples.parquet", "samples").to_pandas()
-    shards = read_table(root / "shards.parquet", "shards").to_pylist()
-    sources = read_table(root / "sources.parquet", "sources")
+    samples = open_verified_table(root, "samples", card).to_pandas()  # each table checked against the card
+    shards = open_verified_table(root, "shards", card).to_pylist()
+    sources = open_verified_table(root, "sources", card)
     return _Input(location, root, base, cache, card, samples, shards, sources)
+
+
+def _verify_shards(loaded: list[_Input]) -> None:
+    """Hash every input shard against its ``shards.parquet`` row; a damaged one raises ``ShardIntegrityError``
+    naming shard, sample and member, and nothing has been written yet."""
+    for inp in loaded:
+        for shard in inp.shards:
+            rows = inp.samples[inp.samples["shard"] == shard["shard"]]
+            verify_shard(inp.shard_file(shard), shard,
+                         lambda r=rows: r[["key", "members", "sample_sha256", "label"]].to_dict("records"))  # fmt: skip
 
 
 def _agree_class_maps(loaded: list[_Input]) -> dict[str, list[str]]:

@@ -29,11 +29,12 @@ import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from sardata.errors import ConfigError, LoaderStateError, ShardIntegrityError
-from sardata.manifest.io import read_card, read_table
+from sardata.manifest.io import read_card
 from sardata.manifest.schema import SCHEMA_VERSION
 from sardata.shards.codecs import FIELDS
-from sardata.shards.reader import decode_field
+from sardata.shards.reader import check_dtype, decode_field
 from sardata.stream.order import Plan, epoch_permutation, mixed_sequence, quotas
+from sardata.stream.verify import check_mode, check_sample, open_verified_table, verify_shard
 
 
 @dataclass
@@ -42,6 +43,8 @@ class Row:
     shard: str
     members: list[dict]
     label: int | None
+    sha256: str | None = None  # sample_sha256: over *all* members, also those ``fields`` skips
+    all_members: list[dict] | None = None
 
 
 class ShardIndex:
@@ -50,17 +53,19 @@ class ShardIndex:
 
     def __init__(self, root: str | os.PathLike[str], split: str | None = "train", view: str | None = None,
                  base_url: str | None = None, cache: Any = None, where: str | None = None,
-                 fields: Collection[str] | None = None) -> None:  # fmt: skip
+                 fields: Collection[str] | None = None, verify: str = "shard") -> None:  # fmt: skip
         """``fields``: the members to read (e.g. ``{"img.npy", "cls"}`` for online GR); None reads all. Skipping
-        a member skips its bytes, which is most of the I/O when it is the GR maps."""
+        a member skips its bytes, which is most of the I/O when it is the GR maps. ``verify``: ``"shard"``
+        (default), ``"sample"`` or ``"off"`` — how shard bytes are checked against the index
+        (:mod:`sardata.stream.verify`); tables are always checked against the card."""
         from sardata.manifest.relocate import locate
 
         self.root, base_url, cache = locate(root, base_url, cache)  # URL roots, the card's base_url
         card = read_card(self.root)
-        self.card = card
-        shards = read_table(self.root / "shards.parquet", "shards").to_pylist()
-        cols = ["key", "shard", "shard_pos", "members", "label", "split"] + ([view] if view else [])
-        table = read_table(self.root / "samples.parquet", "samples")
+        self.card, self.verify = card, check_mode(verify)
+        shards = open_verified_table(self.root, "shards", card).to_pylist()
+        cols = ["key", "shard", "shard_pos", "members", "label", "split", "sample_sha256"] + ([view] if view else [])
+        table = open_verified_table(self.root, "samples", card)
         if view is not None and view not in table.column_names:
             views = sorted(c for c in table.column_names if c.startswith("split_"))
             raise ConfigError(f"{self.root}: no view {view!r}; this build has {views or 'no views'} "
@@ -81,9 +86,21 @@ class ShardIndex:
         samples = samples.assign(_o=samples["shard"].map(order)).sort_values(["_o", "shard_pos"])
         keep = None if fields is None else set(fields)
         self.rows = [
-            Row(k, s, [x for x in m if keep is None or x["field"] in keep], None if pd.isna(label) else int(label))
-            for k, s, m, label in zip(
-                samples["key"], samples["shard"], samples["members"], samples["label"], strict=True
+            Row(
+                k,
+                s,
+                [x for x in m if keep is None or x["field"] in keep],
+                None if pd.isna(label) else int(label),
+                sha,
+                list(m),
+            )
+            for k, s, m, label, sha in zip(
+                samples["key"],
+                samples["shard"],
+                samples["members"],
+                samples["label"],
+                samples["sample_sha256"],
+                strict=True,
             )
         ]
         if keep is not None and self.rows:
@@ -132,16 +149,29 @@ class ShardIndex:
         if fh is None:
             for old in list(self._handles)[: max(0, len(self._handles) - 7)]:
                 self._handles.pop(old).close()
-            fh = self._handles[shard] = open(self.shard_path(shard), "rb")  # noqa: SIM115
+            path = self.shard_path(shard)
+            if self.verify == "shard":  # before the first byte of this shard is used (once per file identity)
+                rows = lambda: [self._row_dict(r) for r in self.rows if r.shard == shard]  # noqa: E731 - on mismatch only
+                verify_shard(path, self.shard_info[shard], rows)
+            fh = self._handles[shard] = open(path, "rb")  # noqa: SIM115
         return fh
+
+    @staticmethod
+    def _row_dict(row: Row) -> dict[str, Any]:
+        return {"key": row.key, "members": row.all_members, "sample_sha256": row.sha256, "label": row.label}
 
     def read(self, i: int, skip: frozenset[str] = frozenset()) -> dict[str, Any]:
         """Decode sample ``i`` (all fields but ``skip``) with one seek per field in its shard."""
         row = self.rows[i]
         fh = self._file(row.shard)
         sample: dict[str, Any] = {"__key__": row.key, "__shard__": row.shard}
+        checked = check_sample(fh, row.shard, self._row_dict(row)) if self.verify == "sample" else None
         for m in row.members:
             if m["field"] in skip:
+                continue
+            if checked is not None:  # the bytes just hashed, decoded from a writable copy
+                where = f"{row.shard}:{row.key}"
+                sample[m["field"]] = decode_field(m["field"], bytearray(checked[m["field"]]), where)
                 continue
             fh.seek(m["offset"])
             buf = bytearray(m["size"])  # readinto + a zero-copy, writable view: one copy from the page cache
@@ -235,7 +265,8 @@ def read_stacked(picks: list[tuple[ShardIndex, int]], extras: list[dict[str, Any
         return collate([])
     rows = [(index, index.rows[r]) for index, r in picks]
     first = {m["field"]: m for m in rows[0][1].members}
-    fields = [f for f, m in first.items() if getattr(FIELDS.get(f.split(".")[0]), "encoding", None) == "npy"
+    direct = all(index.verify != "sample" for index, _ in rows)  # "sample" hashes each sample's bytes as it reads
+    fields = [f for f, m in first.items() if direct and getattr(FIELDS.get(f.split(".")[0]), "encoding", None) == "npy"
               and all(any(n["field"] == f and n["size"] == m["size"] for n in row.members) for _, row in rows)]  # fmt: skip
     stacked: dict[str, torch.Tensor] = {}
     for field in fields:
@@ -270,6 +301,7 @@ def _read_field_stacked(rows: list[tuple[ShardIndex, Row]], field: str, shared: 
             if layout is None:
                 return None
             offset, shape, dtype = layout
+            check_dtype(field, dtype, where)  # an edited header raises here, never yields another dtype
             if math.prod(shape) == 0 or dtype.names or not dtype.isnative:
                 return None  # empty, structured (PDW) or foreign-endian arrays go through the per-sample path
             header = head[:offset]
@@ -313,13 +345,14 @@ class ShardIterable(IterableDataset):
         weights: list[float] | None = None,
         epoch_size: int | None = None,
         fields: Collection[str] | None = None,
+        verify: str = "shard",
     ) -> None:
         if world_size is None or rank is None:
             dist = torch.distributed.is_available() and torch.distributed.is_initialized()
             world_size = torch.distributed.get_world_size() if dist else 1
             rank = torch.distributed.get_rank() if dist else 0
         roots = list(root) if isinstance(root, (list, tuple)) else [root]
-        self.indexes = [ShardIndex(r, split, view, base_url, cache, fields=fields) for r in roots]
+        self.indexes = [ShardIndex(r, split, view, base_url, cache, fields=fields, verify=verify) for r in roots]
         self.index = self.indexes[0]
         self.mixed = len(roots) > 1 or weights is not None
         sizes = [len(i) for i in self.indexes]
@@ -421,8 +454,10 @@ class ShardDataset(Dataset):
 
     def __init__(self, root: str | os.PathLike[str], split: str | None = "train", view: str | None = None,
                  transform: Callable | None = None, base_url: str | None = None, cache: Any = None,
-                 where: str | None = None, fields: Collection[str] | None = None) -> None:  # fmt: skip
-        self.index = ShardIndex(root, split, view, base_url, cache, where, fields)
+                 where: str | None = None, fields: Collection[str] | None = None,
+                 verify: str = "shard") -> None:  # fmt: skip
+        """``verify``: see :class:`ShardIndex`; ``"sample"`` suits random access to a few samples of big shards."""
+        self.index = ShardIndex(root, split, view, base_url, cache, where, fields, verify)
         self.transform = transform
 
     def __len__(self) -> int:
