@@ -94,3 +94,13 @@ def test_bench_gr_reports_ratio_rows() -> None:
     rows = bench_gr(size=32, batch=4, dense_batch=1, repeat=1)
     assert rows[0]["device"] == "cpu" and rows[0]["threads"] == 1
     assert all(r["gr_img_s"] > 0 and r["ratio"] == r["gr_img_s"] / r["dense_img_s"] for r in rows)
+
+
+def test_version_and_python_dash_m() -> None:
+    """``sardata --version`` answers without a command, and ``python -m sardata`` is the same entry point."""
+    from sardata import __version__
+
+    for cmd in ([sys.executable, "-m", "sardata"], [sys.executable, "-m", "sardata.cli"]):
+        out = run(cmd, "--version")
+        assert out.returncode == 0 and out.stdout.strip() == f"sardata {__version__}", out.stderr
+    assert "build-shards" in run([sys.executable, "-m", "sardata"], "--help").stdout

@@ -34,13 +34,22 @@ app.command("demo")(demo.demo_cmd)
 app.command("run")(run.run_cmd)
 
 
-@app.callback()
-def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit.")) -> None:
-    if version:
+def _print_version(value: bool) -> None:
+    """Eager, so ``sardata --version`` answers before Typer asks for a command."""
+    if value:
         from sardata import __version__
 
-        typer.echo(__version__)
+        typer.echo(f"sardata {__version__}")
         raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", help="Print the version and exit.", is_eager=True, callback=_print_version
+    ),
+) -> None:
+    """Global options only; every command is a subcommand."""
 
 
 def main() -> None:
