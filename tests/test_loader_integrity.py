@@ -174,3 +174,13 @@ def test_an_edit_after_verification_is_caught(ds: Path, tmp_path: Path) -> None:
     with pytest.raises(ShardIntegrityError, match=f"{shard}:{key}"):
         _consume(ds)
     assert issubclass(ShardIntegrityError, SardataError)
+
+
+def test_a_missing_shard_is_an_integrity_error_in_loader_and_merge(ds: Path, built: Path, tmp_path: Path) -> None:
+    shard, _, _ = _member(ds, "img.npy")
+    (ds / "shards" / shard).unlink()
+    with pytest.raises(ShardIntegrityError, match=f"{shard}: shard file .* unreadable"):
+        _consume(ds)
+    with pytest.raises(ShardIntegrityError, match=shard):
+        merge([built, ds], tmp_path / "merged")
+    assert not list((tmp_path / "merged").rglob("*.tar"))

@@ -102,7 +102,12 @@ def verify_shard(path: Path, shard: dict[str, Any], rows: Callable[[], list[dict
 
     ``rows``: gives the index rows of this shard (``key``, ``members``, ``sample_sha256``), used on a mismatch to name
     the damaged sample and member. Raises :class:`ShardIntegrityError`."""
-    ident = _identity(path, shard["sha256"])
+    try:
+        ident = _identity(path, shard["sha256"])
+    except OSError as exc:
+        raise ShardIntegrityError(
+            f"{shard['shard']}: shard file {path} unreadable ({exc}); re-fetch or rebuild"
+        ) from exc
     if ident in _VERIFIED or _marker(ident).exists():
         _VERIFIED.add(ident)
         return
