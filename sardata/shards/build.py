@@ -127,7 +127,7 @@ def _load_inputs(ingest_dirs: list[Path]) -> tuple[pd.DataFrame, pa.Table, list[
     return df, pa.concat_tables(sources), identities, class_maps
 
 
-def _select(df: pd.DataFrame, cfg: BuildConfig) -> pd.DataFrame:
+def _select(df: pd.DataFrame, cfg: BuildConfig, dirs: list[Path]) -> pd.DataFrame:
     if cfg.where:
         try:
             from sardata.manifest.where import filter_frame
@@ -136,7 +136,8 @@ def _select(df: pd.DataFrame, cfg: BuildConfig) -> pd.DataFrame:
         except Exception as exc:  # pandas raises many types for a bad expression
             raise ConfigError(f"--where {cfg.where!r}: {exc} (columns: {', '.join(SAMPLES.names)})") from exc
     if df.empty:
-        raise ConfigError("the selection is empty; check --where and the input manifests")
+        inputs = ", ".join(str(d / "samples.parquet") for d in dirs)
+        raise ConfigError(f"the selection is empty ({inputs}); check --where and that the inputs hold ok samples")
     scales = sorted({f"{r}/{s}" for r, s in zip(df["radiometry"], df["scale"], strict=True)})
     if len(scales) > 1 and cfg.normalise is None:
         raise ConfigError(
@@ -424,7 +425,7 @@ def _build_shards(
     (out / WORK).mkdir(exist_ok=True)
     remove_stale_temps(out)
 
-    df = _add_splits(_select(df, cfg), cfg)
+    df = _add_splits(_select(df, cfg, dirs), cfg)
     sizes = {r.key: list(_field_sizes(r, cfg).values()) for r in df.itertuples()}
     plans = plan_shards([(k, s, sizes[k]) for k, s in zip(df["key"], df["split"], strict=True)],
                         cfg.max_shard_bytes, cfg.max_shard_samples, cfg.shuffle_seed)  # fmt: skip
