@@ -35,3 +35,14 @@ def load_generator(source: str):
 def sardata_cmd() -> list[str]:
     """The console script as a subprocess command (same interpreter as the tests)."""
     return [sys.executable, "-c", "from sardata.cli import main; main()"]
+
+
+def build_acd_dataset(work: Path) -> Path:
+    """One ingest of the SAR-ACD fixture (12 chips, 6 classes) into ``work/ingest`` and a dataset of 3-sample
+    shards with a test split into ``work/ds``: the shared starting point of the sharing and clean-error tests."""
+    from sardata.ingest import ingest
+    from sardata.shards.build import BuildConfig, build_shards
+
+    ingest("sar-acd", FIXTURES / "sar-acd" / "SAR-ACD", work / "ingest")
+    build_shards([work / "ingest"], work / "ds", BuildConfig(max_shard_samples=3, test_ratio=0.25))
+    return work

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import FIXTURES
+from conftest import FIXTURES, build_acd_dataset
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -26,9 +26,7 @@ from typer.testing import CliRunner
 from sardata._atomic import sha256_file
 from sardata.cli import app
 from sardata.errors import RejectFile, SardataError, ShardIntegrityError
-from sardata.ingest import ingest
 from sardata.manifest.io import read_table, write_table
-from sardata.shards.build import BuildConfig, build_shards
 from sardata.shards.codecs import decode_npy, encode_npy
 from sardata.sources.mstar import parse_phoenix, write_phoenix
 
@@ -41,10 +39,7 @@ RUNNER = CliRunner()
 @pytest.fixture(scope="module")
 def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One tiny ingest (SAR-ACD fixture) and a dataset of 3-sample shards, built once for the module."""
-    work = tmp_path_factory.mktemp("clean")
-    ingest("sar-acd", ACD, work / "ingest")
-    build_shards([work / "ingest"], work / "ds", BuildConfig(max_shard_samples=3, test_ratio=0.25))
-    return work
+    return build_acd_dataset(tmp_path_factory.mktemp("clean"))
 
 
 # ----------------------------------------------------------------------------------------------- mutations

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from conftest import FIXTURES
+from conftest import FIXTURES, build_acd_dataset
 from test_remote import (
     BUCKET,
     NGINX_CONF,
@@ -33,7 +33,6 @@ from typer.testing import CliRunner
 
 from sardata.cli import app
 from sardata.errors import ConfigError
-from sardata.ingest import ingest
 from sardata.manifest.export import CROISSANT_CONTEXT, croissant, hf_dataset_info
 from sardata.manifest.inspect import validate_dir
 from sardata.manifest.io import read_card, read_table
@@ -53,10 +52,7 @@ TABLES = ("samples.parquet", "shards.parquet", "sources.parquet")
 @pytest.fixture(scope="module")
 def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One ingest of the SAR-ACD fixture (12 chips, 6 classes) and a dataset of 3-sample shards built from it."""
-    work = tmp_path_factory.mktemp("share")
-    ingest("sar-acd", ACD, work / "ingest")
-    build_shards([work / "ingest"], work / "ds", BuildConfig(max_shard_samples=3, test_ratio=0.25))
-    return work
+    return build_acd_dataset(tmp_path_factory.mktemp("share"))
 
 
 @pytest.fixture(autouse=True)

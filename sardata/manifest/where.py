@@ -171,18 +171,18 @@ class _Parser:
         return node
 
     def or_(self) -> Any:
-        args = [self.and_()]
-        while self.peek("kw", "or"):
-            self.take()
-            args.append(self.and_())
-        return args[0] if len(args) == 1 else BoolOp("or", tuple(args))
+        return self._chain("or", self.and_)
 
     def and_(self) -> Any:
-        args = [self.not_()]
-        while self.peek("kw", "and"):
+        return self._chain("and", self.not_)
+
+    def _chain(self, op: str, operand: Any) -> Any:
+        """``operand (op operand)*``: one node for a run of the same boolean operator."""
+        args = [operand()]
+        while self.peek("kw", op):
             self.take()
-            args.append(self.not_())
-        return args[0] if len(args) == 1 else BoolOp("and", tuple(args))
+            args.append(operand())
+        return args[0] if len(args) == 1 else BoolOp(op, tuple(args))
 
     def not_(self) -> Any:
         if self.peek("kw", "not"):
