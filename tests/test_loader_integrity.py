@@ -184,3 +184,31 @@ def test_a_missing_shard_is_an_integrity_error_in_loader_and_merge(ds: Path, bui
     with pytest.raises(ShardIntegrityError, match=shard):
         merge([built, ds], tmp_path / "merged")
     assert not list((tmp_path / "merged").rglob("*.tar"))
+
+
+def test_background_check_of_a_later_shard_is_raised_when_that_shard_is_reached(
+    ds: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the next shards hashed ahead (verify_ahead), a damaged second shard still raises naming it — only once
+    the loader reaches it, after the first shard's batches — and clean data gives the same batches as verify=off."""
+    kw = {"split": None, "shuffle": False, "block_shards": 1}
+    ref = [(b["__key__"], b["img.npy"], b["gr.npy"]) for b in ShardIterable(ds, 4, verify="off", **kw)]
+    got = [(b["__key__"], b["img.npy"], b["gr.npy"]) for b in ShardIterable(ds, 4, **kw)]
+    assert [k for k, *_ in got] == [k for k, *_ in ref]
+    assert all((a == c).all() and (b == d).all() for (_, a, b), (_, c, d) in zip(got, ref, strict=True))
+    index = ShardIndex(ds, split=None, verify="off")
+    second = index.shard_names[1]
+    victim = next(r for r in index.rows if r.shard == second)
+    m = next(m for m in victim.members if m["field"] == "img.npy")
+    _patch(ds, second, m["offset"] + m["size"] - 3)
+    import sardata.stream.dataset as dataset
+
+    ahead: list[str] = []
+    real = dataset.verify_ahead
+    monkeypatch.setattr(dataset, "verify_ahead", lambda path, *a: ahead.append(path.name) or real(path, *a))
+    delivered = []
+    with pytest.raises(ShardIntegrityError, match=f"{second}:{victim.key}: member"):
+        for batch in ShardIterable(ds, 4, **kw):
+            delivered.extend(batch["__shard__"])
+    assert delivered and set(delivered) == {index.shard_names[0]}  # the first shard's batches, nothing of the second
+    assert second in ahead  # it was hashed in the background, not inline

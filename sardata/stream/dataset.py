@@ -34,7 +34,7 @@ from sardata.manifest.schema import SCHEMA_VERSION
 from sardata.shards.codecs import FIELDS
 from sardata.shards.reader import check_dtype, decode_field
 from sardata.stream.order import Plan, epoch_permutation, mixed_sequence, quotas
-from sardata.stream.verify import check_mode, check_sample, open_verified_table, verify_shard
+from sardata.stream.verify import await_verified, check_mode, check_sample, open_verified_table, verify_ahead
 
 
 @dataclass
@@ -120,7 +120,8 @@ class ShardIndex:
         )
         self.selection = {"split": split, "view": view} | ({"where": where} if where else {})
         self._handles: dict[str, Any] = {}
-        self._pid = os.getpid()  # handles belong to the process that opened them
+        self._pending: dict[str, Any] = {}  # shard -> Future of its background verification (verify_ahead)
+        self._pid = os.getpid()  # handles and pending checks belong to the process that made them
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -141,18 +142,35 @@ class ShardIndex:
             self.cache = ShardCache()
         return self.cache.local_path(url, info["sha256"], info["bytes"])
 
+    def _own(self) -> None:
+        if self._pid != os.getpid():  # a forked DataLoader worker: never share the parent's files or futures
+            self._handles, self._pending, self._pid = {}, {}, os.getpid()
+
+    def _rows_of(self, shard: str) -> Callable[[], list[dict[str, Any]]]:
+        return lambda: [self._row_dict(r) for r in self.rows if r.shard == shard]  # on a mismatch only
+
+    def prefetch(self, shard: str) -> None:
+        """Start hashing ``shard`` in the background (``verify="shard"``, local shards), so that its check overlaps
+        the delivery of the shards before it. Nothing is read from it until :meth:`_file` has the result."""
+        self._own()
+        if self.verify != "shard" or self.base_url is not None or self.cache is not None:
+            return  # remote shards: the cache fetches (and hashes) them when first opened, as before
+        if shard in self._pending or shard in self._handles:
+            return
+        path = self.shard_path(shard)
+        self._pending[shard] = verify_ahead(path, self.shard_info[shard], self._rows_of(shard))
+
     def _file(self, shard: str) -> Any:
         """The open handle of ``shard`` (at most 8 kept, oldest closed first: reads are shard-local)."""
-        if self._pid != os.getpid():  # a forked DataLoader worker: never share the parent's file positions
-            self._handles, self._pid = {}, os.getpid()
+        self._own()
         fh = self._handles.get(shard)
         if fh is None:
             for old in list(self._handles)[: max(0, len(self._handles) - 7)]:
                 self._handles.pop(old).close()
             path = self.shard_path(shard)
+            pending = self._pending.pop(shard, None)
             if self.verify == "shard":  # before the first byte of this shard is used (once per file identity)
-                rows = lambda: [self._row_dict(r) for r in self.rows if r.shard == shard]  # noqa: E731 - on mismatch only
-                verify_shard(path, self.shard_info[shard], rows)
+                await_verified(pending, path, self.shard_info[shard], self._rows_of(shard))
             fh = self._handles[shard] = open(path, "rb")  # noqa: SIM115
         return fh
 
@@ -181,15 +199,19 @@ class ShardIndex:
         return sample
 
     def close(self) -> None:
-        """Close the shard files kept open for sequential reads."""
-        while getattr(self, "_handles", None):  # also after a failed __init__ (called from __del__)
+        """Close the shard files kept open for sequential reads; drop background checks not yet waited on (a
+        running one finishes and only leaves its marker; its result, or error, is never used)."""
+        if getattr(self, "_pid", None) == os.getpid():  # also after a failed __init__ (called from __del__)
+            while self._pending:
+                self._pending.popitem()[1].cancel()
+        while getattr(self, "_handles", None):
             self._handles.popitem()[1].close()
 
     def __del__(self) -> None:
         self.close()
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_handles": {}}  # file handles never cross process boundaries
+        return {**self.__dict__, "_handles": {}, "_pending": {}}  # handles and futures stay in their process
 
 
 def collate(samples: list[dict[str, Any]], stacked: dict[str, torch.Tensor] | None = None,
@@ -409,11 +431,22 @@ class ShardIterable(IterableDataset):
         epoch, start = self.epoch, self.start_step
         locate = self.resolver(epoch)
         self.epoch, self.start_step = epoch + 1, 0  # the next iter() is the next epoch (persistent workers)
+        ahead = self._first_uses(worker, start, locate)  # this worker's shards, in the order it will open them
+        started: set[tuple[int, str]] = set()
+        queued = 0
+        depth = max(2, self.block_shards)  # a shuffled block opens block_shards shards at once
         try:
             shared = info is not None  # a worker's batches go to the main process: build them in shared memory
             for step in self.plan.worker_steps(worker, start):
                 slots = self.plan.slots(step, self.rank)
                 picks = [locate(slot.index) for slot in slots]
+                started.update((id(index), index.rows[row].shard) for index, row in picks)
+                while queued < len(started) + depth:  # hash the next shards while this step's are delivered
+                    nxt = next(ahead, None)
+                    if nxt is None:
+                        break
+                    nxt[0].prefetch(nxt[1])
+                    queued += 1
                 extras = [{"valid": s.valid, "__index__": s.position, "__epoch__": epoch} for s in slots]
                 if self.transform is None and self.collate_fn is collate:  # arrays straight into batch tensors
                     yield read_stacked(picks, extras, shared)
@@ -426,6 +459,18 @@ class ShardIterable(IterableDataset):
         finally:
             for index in self.indexes:
                 index.close()
+
+    def _first_uses(self, worker: int, start: int, locate: Callable[[int], tuple[ShardIndex, int]]
+                    ) -> Iterator[tuple[ShardIndex, str]]:  # fmt: skip
+        """(index, shard) of every shard this worker reads, once, in the order of its first sample."""
+        seen: set[tuple[int, str]] = set()
+        for step in self.plan.worker_steps(worker, start):
+            for slot in self.plan.slots(step, self.rank):
+                index, row = locate(slot.index)
+                key = (id(index), index.rows[row].shard)
+                if key not in seen:
+                    seen.add(key)
+                    yield index, key[1]
 
     # ------------------------------------------------------------------ resume
     def state_dict(self, step: int) -> dict[str, Any]:

@@ -13,7 +13,9 @@ Policy (README, *Integrity policy*):
   re-hash an unchanged file. Any write through the file system changes mtime/ctime and forces a re-hash; a file
   modified less than :data:`RACY_S` seconds before its check is never remembered (timestamps are coarse: git's
   "racily clean" rule). Media corruption that bypasses the file system is not covered by the marker: use
-  ``verify="sample"`` or ``manifest verify`` for that.
+  ``verify="sample"`` or ``manifest verify`` for that. ``ShardIterable`` hashes the next shards of its sequence on
+  a background thread (:func:`verify_ahead`) while the current one is delivered; a shard is still read only after
+  its own check returned (:func:`await_verified`), and its error is raised when the loader reaches it.
 * ``verify="sample"``: every read hashes the whole sample (all its members) against ``sample_sha256``, every time
   — for random access to a few samples of large shards, or for paranoia.
 * ``verify="off"``: no hashing of shards (tables are still checked; dtypes and shapes still are).
@@ -25,8 +27,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +43,7 @@ VERIFY_MODES = ("shard", "sample", "off")
 RACY_S = 2.0  # a file modified this recently may change again within the timestamps' resolution
 _CHUNK = 1 << 20
 _VERIFIED: set[tuple] = set()  # identities of shards this process has hashed and found intact
+_HASHER: tuple[int, queue.SimpleQueue] | None = None  # (pid, queue of the background hashing thread)
 
 
 def check_mode(verify: str) -> str:
@@ -97,11 +103,11 @@ def _remember(ident: tuple, mtime_ns: int) -> None:
         pass  # a read-only home: verification simply repeats next time
 
 
-def verify_shard(path: Path, shard: dict[str, Any], rows: Callable[[], list[dict[str, Any]]] | None = None) -> None:
+def verify_shard(path: Path, shard: dict[str, Any], rows: Callable[[], list[dict[str, Any]]] | None = None) -> tuple:
     """Check a whole shard file against its ``shards.parquet`` row (size, sha256), once per file identity.
 
     ``rows``: gives the index rows of this shard (``key``, ``members``, ``sample_sha256``), used on a mismatch to name
-    the damaged sample and member. Raises :class:`ShardIntegrityError`."""
+    the damaged sample and member. Returns the identity found intact; raises :class:`ShardIntegrityError`."""
     try:
         ident = _identity(path, shard["sha256"])
     except OSError as exc:
@@ -110,20 +116,62 @@ def verify_shard(path: Path, shard: dict[str, Any], rows: Callable[[], list[dict
         ) from exc
     if ident in _VERIFIED or _marker(ident).exists():
         _VERIFIED.add(ident)
-        return
+        return ident
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         while chunk := fh.read(_CHUNK):
             h.update(chunk)
     if ident[3] == shard["bytes"] and h.hexdigest() == shard["sha256"]:
         _remember(ident, ident[4])
-        return
+        return ident
     damage = locate_damage(path, rows() if rows else [])
     where = f"{shard['shard']}:{damage[0]}: member {damage[1]}" if damage else f"{shard['shard']} ({path})"
     raise ShardIntegrityError(
         f"{where}: shard size {ident[3]} B / sha256 {h.hexdigest()[:16]}… differ from shards.parquet "
         f"({shard['bytes']} B, {shard['sha256'][:16]}…); re-fetch or rebuild the shard"
     )
+
+
+def _hash_loop(jobs: queue.SimpleQueue) -> None:
+    while True:
+        fut, fn, args = jobs.get()
+        if not fut.set_running_or_notify_cancel():
+            continue  # cancelled: the loader verified it inline
+        try:
+            fut.set_result(fn(*args))
+        except BaseException as exc:  # noqa: BLE001 - kept for the reader, raised when it reaches the shard
+            fut.set_exception(exc)
+
+
+def verify_ahead(path: Path, shard: dict[str, Any], rows: Callable[[], list[dict[str, Any]]] | None = None) -> Future:
+    """:func:`verify_shard` on one background thread of this process, for a shard the loader will read soon.
+
+    sha256 and file reads release the GIL, so the hash of the next shards overlaps delivery from the current one.
+    The caller must wait on the future (:func:`await_verified`) before reading any byte of the shard; a
+    :class:`ShardIntegrityError` is kept in the future and raised there. The thread is a daemon, created lazily and
+    again after a fork (keyed by pid): a forked worker never waits on its parent's thread."""
+    global _HASHER
+    if _HASHER is None or _HASHER[0] != os.getpid():
+        jobs: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=_hash_loop, args=(jobs,), name="sardata-verify", daemon=True).start()
+        _HASHER = (os.getpid(), jobs)
+    fut: Future = Future()
+    _HASHER[1].put((fut, verify_shard, (path, shard, rows)))
+    return fut
+
+
+def await_verified(fut: Future | None, path: Path, shard: dict[str, Any],
+                   rows: Callable[[], list[dict[str, Any]]] | None = None) -> None:  # fmt: skip
+    """Return once ``path`` is verified: the background result if the file still has the identity that was hashed,
+    else (not submitted, not started yet, or changed since) :func:`verify_shard` inline."""
+    if fut is not None and not fut.cancel():  # running or done: its result (or its ShardIntegrityError)
+        ident = fut.result()
+        try:
+            if _identity(path, shard["sha256"]) == ident:
+                return
+        except OSError:
+            pass  # gone since: the inline check names it
+    verify_shard(path, shard, rows)
 
 
 def sample_digest(fh: Any, members: list[dict[str, Any]]) -> tuple[str, dict[str, bytes]]:
@@ -181,4 +229,12 @@ def check_sample(fh: Any, shard: str, row: dict[str, Any]) -> dict[str, bytes]:
     return data
 
 
-__all__ = ["VERIFY_MODES", "check_mode", "check_sample", "open_verified_table", "verify_shard"]
+__all__ = [
+    "VERIFY_MODES",
+    "await_verified",
+    "check_mode",
+    "check_sample",
+    "open_verified_table",
+    "verify_ahead",
+    "verify_shard",
+]
