@@ -390,6 +390,7 @@ def build_shards(
         DependencyNotFoundError: ``engine="ray"`` without Ray installed (``pip install 'sardata[ray]'``).
         OutputLockedError: another process is writing ``out`` (stale temps are only cleared under the lock).
     """
+    check_engine(engine)  # a missing engine is refused before the output directory (and its lock) exists
     with output_lock(out, "build-shards"):
         return _build_shards(ingest_dirs, out, cfg, workers, overwrite, progress, engine)
 
