@@ -315,8 +315,15 @@ def test_resolve_joins_allowed_locations(tmp_path: Path) -> None:
     assert resolve("s3://bucket/prefix", rel) == "s3://bucket/prefix/" + rel
     assert resolve("file:///data/ds", rel) == "file:///data/ds/" + rel
     assert resolve("http://h/ds", "shards/a b.tar") == "http://h/ds/shards/a%20b.tar"
-    for escaping in ("../secret.tar", "shards/../../x.tar", "/etc/passwd", ".", "https://mirror/x.tar",
-                     "s3://other/x.tar", "file:///x.tar"):  # fmt: skip - table paths are relative only
+    for escaping in (
+        "../secret.tar",
+        "shards/../../x.tar",
+        "/etc/passwd",
+        ".",
+        "https://mirror/x.tar",
+        "s3://other/x.tar",
+        "file:///x.tar",
+    ):  # fmt: skip - table paths are relative only
         with pytest.raises(ConfigError, match="relative"):
             resolve("http://h/ds", escaping)
     for ok in ("shards/a.tar", "/data/ds/shards/a.tar", "http://h/a.tar?x=1&y=2", "s3://b/k.tar", "file:///a"):
