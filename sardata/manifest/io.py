@@ -171,7 +171,7 @@ def read_table(path: str | os.PathLike[str], name: str) -> pa.Table:
     except (pa.ArrowInvalid, OSError) as exc:
         raise ManifestSchemaError(f"{path}: corrupt Parquet data ({exc}); restore or rebuild this table") from exc
     table = _fill_later_columns(table, name)
-    check_rows(table, name, path)
+    check_rows(table, name, path, read_table)
     return table
 
 

@@ -9,6 +9,7 @@ first bad row and the fix instead.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +24,19 @@ MAX_BYTES = 1 << 48
 _FIX = "restore the table from a copy or rebuild the dataset (build-shards)"
 
 
-def check_rows(table: pa.Table, name: str, path: Path) -> None:
-    """Raise :class:`ManifestSchemaError` when a row of ``table`` holds an offset, size or name readers cannot use."""
+#: reads one table by (path, name), checked: :func:`sardata.manifest.io.read_table`, passed in by the caller so
+#: this module stays below ``io`` (no import circle)
+TableReader = Callable[[Path, str], pa.Table]
+
+
+def check_rows(table: pa.Table, name: str, path: Path, read: TableReader) -> None:
+    """Raise :class:`ManifestSchemaError` when a row of ``table`` holds an offset, size or name readers cannot use.
+
+    ``read`` opens the ``shards.parquet`` beside a samples table, whose rows the samples must fit."""
     if name == "shards":
         _check_shards(table, path)
     elif name == "samples":
-        _check_samples(table, path)
+        _check_samples(table, path, read)
 
 
 def _fail(path: Path, what: str) -> ManifestSchemaError:
@@ -57,11 +65,11 @@ def _check_shards(table: pa.Table, path: Path) -> None:
             check_relpath(location, f"path of shard {shard!r}", str(path))
 
 
-def _check_samples(table: pa.Table, path: Path) -> None:
+def _check_samples(table: pa.Table, path: Path, read: TableReader) -> None:
     """Rows placed in a shard (``shard`` set) must have usable offsets; with ``shards.parquet`` beside the table,
     every row must name a listed shard and lie inside its bytes."""
     sibling = path.parent / "shards.parquet"
-    shards = _shard_sizes(sibling) if path.name.startswith("samples") and sibling.is_file() else None
+    shards = _shard_sizes(read(sibling, "shards")) if path.name.startswith("samples") and sibling.is_file() else None
     shard = table.column("shard")
     keys = table.column("key")
     if path.name == "samples.parquet" and pc.count_distinct(keys).as_py() != table.num_rows:  # §1.2
@@ -104,11 +112,8 @@ def _check_samples(table: pa.Table, path: Path) -> None:
         _check_in_shards(placed, start + length, shards, path)
 
 
-def _shard_sizes(path: Path) -> dict[str, tuple[int, int]]:
-    """shard name -> (bytes, n_samples) from ``shards.parquet``."""
-    from sardata.manifest.io import read_table
-
-    table = read_table(path, "shards")
+def _shard_sizes(table: pa.Table) -> dict[str, tuple[int, int]]:
+    """shard name -> (bytes, n_samples) from the ``shards.parquet`` table."""
     sizes = zip(table.column("bytes").to_pylist(), table.column("n_samples").to_pylist(), strict=True)
     return dict(zip(table.column("shard").to_pylist(), sizes, strict=True))
 
