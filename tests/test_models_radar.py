@@ -131,6 +131,8 @@ def test_registry_creates_radar_models() -> None:
         {"qkv": "separate", "sigma": 0.0},
         {"smooth_dist": "tau"},
         {"smooth_dist": "tau", "sigma": 0.0},
+        {"decoder_depth": 0},
+        {"decoder_depth": 1, "content_mask_ratio": 0.5},
     ],
     ids=str,
 )
@@ -342,9 +344,72 @@ def test_pretrain_state_dict_loads_into_the_classifier(pretrain: str) -> None:
     target = build("test_radarpos_cls")
     result = target.load_state_dict(source.state_dict(), strict=False)
     assert sorted(result.missing_keys) == ["head.fc.bias", "head.fc.weight", "head.norm.bias", "head.norm.weight"]
-    extra = {"test_radarpos": {"mask_pos_token", "projector"}, "test_mae1d": {"mask_token", "decoder_pred"}}[pretrain]
+    extra = {"test_radarpos": {"mask_pos_token", "projector", "decoder"},
+             "test_mae1d": {"mask_token", "decoder_pred"}}[pretrain]  # fmt: skip
     assert {k.split(".")[0] for k in result.unexpected_keys} == extra
     assert torch.equal(target.blocks[1].attn.qkv.weight, source.blocks[1].attn.qkv.weight)
+
+
+# ---------------------------------------------------------------------------------------------------- decoder
+
+
+def test_decoder_sits_between_encoder_and_projector() -> None:
+    """§4.2.4: ``decoder_depth`` encoder-width blocks (named like the encoder's) feed the projector; C is still
+    read from the encoder output z, so the decoder changes the logits and nothing else."""
+    model = build("test_radarpos", seed=5)
+    assert model.decoder.depth == 2 and len(model.decoder.blocks) == 2
+    names = {n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+    for i in range(2):
+        assert {f"decoder.blocks.{i}.attn.qkv", f"decoder.blocks.{i}.attn.proj", f"decoder.blocks.{i}.mlp.fc1",
+                f"decoder.blocks.{i}.mlp.fc2"} <= names  # fmt: skip
+    assert model.decoder.blocks[0].attn.qkv.in_features == model.embed_dim
+    batch = make_batch(LENGTHS)
+    before = model.forward_outputs(batch, gen(3))
+    with torch.no_grad():
+        model.decoder.blocks[1].mlp.fc2.bias.add_(1.0)
+    after = model.forward_outputs(batch, gen(3))
+    assert not torch.allclose(before["logits"], after["logits"])
+    assert torch.equal(before["z"], after["z"]) and torch.equal(before["weights"], after["weights"])
+    loss = model.forward_loss(batch, gen(3))["loss"]
+    loss.backward()
+    assert model.decoder.blocks[0].attn.qkv.weight.grad.abs().sum() > 0
+    shallow = build("test_radarpos", decoder_depth=0)
+    assert not [n for n, _ in shallow.named_parameters() if n.startswith("decoder.")]
+    assert torch.isfinite(shallow.forward_loss(batch, gen(3))["loss"])
+    with pytest.raises(ConfigError, match="decoder_depth"):
+        build("test_radarpos", decoder_depth=-1)
+
+
+def test_base_decoder_depth_is_a_flag() -> None:
+    with torch.device("meta"):
+        base, three = radarpos.radarpos_base(), radarpos.radarpos_base(decoder_depth=3)
+    per_block = sum(p.numel() for p in base.blocks[0].parameters())
+    assert len(base.decoder.blocks) == 2 and len(three.decoder.blocks) == 3
+    n = sum(p.numel() for p in base.parameters())
+    assert sum(p.numel() for p in three.parameters()) - n == per_block
+    assert "decoder_depth" not in radarpos.ENCODER_KEYS  # never reaches a classifier's constructor
+
+
+def _decoder_names(model: torch.nn.Module) -> list[str]:
+    return [n for n in [*model.state_dict(), *(k for k, _ in model.named_parameters())] if "decoder" in n]
+
+
+@pytest.mark.parametrize("finetune", ["lora", "full", "linear"])
+def test_fine_tuned_model_holds_no_decoder(finetune: str) -> None:
+    """Fine-tuning drops decoder and projector (§4.2.4): the classifier built from a pretraining state_dict
+    holds no decoder tensor in any protocol, and ``encoder_state`` strips every pretraining-only key."""
+    source = build("test_radarpos", seed=3)
+    assert _decoder_names(source)
+    state = radarpos.encoder_state(source.state_dict())
+    assert not [k for k in state if k.startswith(("decoder.", "projector.", "mask_pos_token"))]
+    model = build("test_radarpos_cls")
+    result = model.load_state_dict(state, strict=False)
+    assert result.unexpected_keys == [] and all(k.startswith("head.") for k in result.missing_keys)
+    model.reset_classifier(7, "linear" if finetune == "linear" else "finetune")
+    if finetune == "lora":
+        model = apply_lora(model, backend="builtin")
+    assert _decoder_names(model) == []
+    assert not any("projector" in n or "mask_pos" in n for n in model.state_dict())
 
 
 # ----------------------------------------------------------------------------------------------------- MAE-1D
@@ -390,10 +455,26 @@ def test_peft_targets_exactly_the_attention_linears() -> None:
     model = apply_lora(radarpos.radarpos_cls_base())
     assert sorted(model.base_model.targeted_module_names) == sorted(BASE_ATTN)
     assert len(model.base_model.targeted_module_names) == 12
+    assert _decoder_names(model) == []  # the classifier never builds the pretext decoder
     assert trainable_parameter_count(model) == lora_count(512, 6, 7)
     assert model.task == "classify" and model.num_features == 512  # the wrapper forwards the contract
     batch = make_batch([512])
     assert model.forward_features(batch).shape == (1, 512) and model(batch).shape == (1, 7)
+
+
+def test_lora_regex_never_targets_decoder_blocks() -> None:
+    """The target regex is matched against the whole qualified name (``re.fullmatch``, as peft does for a string),
+    so ``decoder.blocks.{i}.attn.*`` stays out even on a model that has a decoder."""
+    with torch.device("meta"):
+        pre = radarpos.radarpos_base()
+    assert lora_target_names(pre, "attn") == BASE_ATTN
+    peft = pytest.importorskip("peft")
+    from sardata.models.layers.lora import TARGET_PATTERNS
+
+    tiny = build("test_radarpos")
+    wrapped = peft.get_peft_model(tiny, peft.LoraConfig(r=4, target_modules=TARGET_PATTERNS["attn"]))
+    targeted = sorted(wrapped.base_model.targeted_module_names)
+    assert targeted == sorted(f"blocks.{i}.attn.{m}" for i in range(2) for m in ("qkv", "proj"))
 
 
 @pytest.mark.parametrize("backend", ["peft", "builtin"])

@@ -3,12 +3,16 @@
 A 1-D ViT over 64 patches of 2×8 values. Pretraining hides the TOA positional embedding of M = round(α·n_valid)
 valid tokens per sample (their PE rows become a learnable mask-position token) and asks a projector to classify
 each masked token's patch index against Gaussian-smoothed targets, weighted by the stop-gradient cls attention
-``C = softmax_j(cos(z_cls, z_j)/T)`` restricted to the masked set (§4.2). Fine-tuning drops the projector and puts
-a LayerNorm + Linear head on the cls token (§4.3; LoRA in :mod:`sardata.models.layers.lora`).
+``C = softmax_j(cos(z_cls, z_j)/T)`` restricted to the masked set (§4.2). A light Transformer decoder
+(``decoder_depth`` blocks, default 2, the encoder's width) sits between the encoder output and the projector
+(§4.2.4; its decisions in :mod:`sardata.models.radarpos_pretext`, which also holds the loss helpers). Fine-tuning
+drops decoder and projector and puts a LayerNorm + Linear head on the cls token (§4.3; LoRA in
+:mod:`sardata.models.layers.lora`).
 
 Both models share the trunk parameter names (``patch_embed``, ``cls_token``, ``blocks.{i}.…``, ``norm``), so a
-pretraining state_dict loads into the classifier with ``mask_pos_token`` and ``projector.*`` unexpected and
-``head.*`` missing, nothing else.
+pretraining state_dict loads into the classifier with ``mask_pos_token``, ``projector.*`` and ``decoder.*``
+unexpected and ``head.*`` missing, nothing else; :func:`encoder_state` strips the first three before loading. The
+classifier never builds a decoder, so a fine-tuned model holds no decoder parameter whatever it loaded.
 
 Decisions where the spec is silent (all flags):
 
@@ -22,6 +26,9 @@ Decisions where the spec is silent (all flags):
 * ``content_mask_ratio = η`` (MP3-style context removal): round(η·n_valid) valid tokens, drawn after the position
   mask from the same generator, are removed from the attention **keys** of every layer; they are still queries,
   so their positions are still predicted.
+* ``decoder_depth`` (default 2; 0 = projector on the encoder output, the pre-2026-12-04 layout) is a
+  constructor flag of the pretraining model only: it is not an :data:`ENCODER_KEYS` entry, so a classifier built
+  from a checkpoint's overrides never sees it.
 * ``weighting_pass="extra"`` computes C from a second no-grad forward with every PE present (DropPos style);
   default ``"same"`` uses the training pass.
 * Parameter init is MAE's (Xavier Linear, N(0, 0.02) tokens). ``seed=None`` (default) draws from torch's global
@@ -35,7 +42,6 @@ from collections import OrderedDict
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from sardata.errors import ConfigError
@@ -54,6 +60,19 @@ from sardata.models.layers.seq import (
     seeded,
     unpack_batch,
 )
+from sardata.models.radarpos_pretext import (
+    PRETRAIN_ONLY_PREFIXES,
+    PositionDecoder,
+    cls_weights,
+    encoder_state,
+    position_loss,
+    smoothing_matrix,
+    tau_targets,
+)
+
+__all__ = ["BASE", "ENCODER_KEYS", "PRETRAIN_ONLY_PREFIXES", "TINY", "HeadMixin", "RadarEncoder",
+           "RadarPosClassifier", "RadarPosPretrain", "check_head", "cls_weights", "encoder_overrides",
+           "encoder_state", "position_loss", "smoothing_matrix", "tau_targets"]  # fmt: skip
 
 Batch = dict[str, torch.Tensor]
 
@@ -69,68 +88,6 @@ TINY: dict[str, Any] = {"embed_dim": 64, "depth": 2, "num_heads": 2, "mlp_ratio"
 def encoder_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
     """The trunk keywords of a model's overrides (pretraining-only keys dropped)."""
     return {k: v for k, v in overrides.items() if k in ENCODER_KEYS}
-
-
-def smoothing_matrix(num_patches: int, sigma: float, device: torch.device | str | None = None) -> torch.Tensor:
-    """(P, P) soft targets ``q[i, j] = w(i, j) / Σ_j' w(i, j')``, ``w = exp(−(i − j)² / σ²)``.
-
-    Row i is the target distribution of the token whose true patch index is i; every row sums to 1 (true row
-    normalisation, ``radar.md`` §4.2.5). ``sigma = 0`` gives the identity (hard targets).
-    """
-    idx = torch.arange(num_patches, device=device, dtype=torch.float32)
-    if sigma <= 0:
-        return torch.eye(num_patches, device=device)
-    logw = -((idx[:, None] - idx[None, :]) ** 2) / sigma**2  # (P, P)
-    return torch.softmax(logw, dim=1)  # exp / row sum, computed stably
-
-
-def cls_weights(z: torch.Tensor, valid: torch.Tensor, temperature: float) -> torch.Tensor:
-    """(N, P) ``C = softmax_j(cos(z_cls, z_j) / T)`` over the valid tokens j, without gradient.
-
-    ``z`` (N, 1 + P, D) is the final-LayerNorm output with cls first; invalid tokens get weight 0 (a sample with no
-    valid token gets an all-zero row).
-    """
-    z = z.detach()
-    cos = F.cosine_similarity(z[:, :1], z[:, 1:], dim=-1)  # (N, P)
-    c = (cos / temperature).masked_fill(~valid, float("-inf")).softmax(dim=1)
-    return torch.where(valid, c, torch.zeros_like(c))
-
-
-def tau_targets(tau: torch.Tensor, sigma: float) -> torch.Tensor:
-    """(N, P, P) soft targets of ``smooth_dist="tau"``: ``w(i, j) = exp(−(τ_i − j)² / σ²)``, row-normalised.
-
-    The target of token i is centred on its (window-normalised, real-valued) τ_i instead of its index i, so a
-    warped pulse train gets warped targets; ``sigma = 0`` puts all mass on the patch index nearest to τ_i.
-    """
-    idx = torch.arange(tau.shape[-1], device=tau.device, dtype=torch.float32)
-    d2 = (tau.float()[..., :, None] - idx) ** 2  # (N, P, P)
-    if sigma <= 0:
-        return F.one_hot(d2.argmin(dim=-1), tau.shape[-1]).float()
-    return torch.softmax(-d2 / sigma**2, dim=-1)
-
-
-def position_loss(
-    logits: torch.Tensor, targets: torch.Tensor, masked: torch.Tensor, weights: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``L = Σ_{j∈M} C_j·CE(q_j, softmax ℓ_j) / Σ_{j∈M} C_j`` per sample, averaged over samples with M > 0.
-
-    Args:
-        logits: (N, P, P) position logits ℓ, token j's row over the P patch indices.
-        targets: (P, P) smoothing matrix q (row j = target of the token at index j), or (N, P, P) per sample.
-        masked: (N, P) bool, the position-dropped set M.
-        weights: (N, P) C (no gradient); renormalised over M here.
-
-    Returns the scalar loss and the per-token cross-entropy (N, P).
-    """
-    logp = logits.float().log_softmax(dim=-1)  # (N, P, P)
-    q = targets if targets.ndim == 3 else targets[None]  # (N | 1, P, P)
-    ce = -(q * logp).sum(dim=-1)  # (N, P)
-    cm = weights * masked  # (N, P) C restricted to M
-    denom = cm.sum(dim=1)  # (N,)
-    has = masked.any(dim=1)
-    per_sample = (cm * ce).sum(dim=1) / denom.clamp_min(torch.finfo(denom.dtype).tiny)  # 0 where M is empty
-    # no host sync: a batch without any M gives 0 with the graph intact (DDP sees every parameter used)
-    return (per_sample * has).sum() / has.sum().clamp_min(1), ce
 
 
 class RadarEncoder(nn.Module):
@@ -163,6 +120,7 @@ class RadarEncoder(nn.Module):
             raise ConfigError(f"qkv must be 'fused' or 'separate', got {qkv!r}")
         self.embed_dim = self.num_features = embed_dim
         self.num_patches, self.patch_len, self.in_chans, self.pe, self.seed = num_patches, patch_len, in_chans, pe, seed
+        self.num_heads, self.mlp_ratio, self.qkv = num_heads, mlp_ratio, qkv  # a pretext decoder reuses them
         self.patch_embed = nn.Linear(in_chans * patch_len, embed_dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.blocks = nn.ModuleList(
@@ -222,6 +180,7 @@ class RadarPosPretrain(RadarEncoder):
         weighting_pass: Literal["same", "extra"] = "same",
         smooth_dist: Literal["index", "tau"] = "index",
         projector: Literal["linear", "mlp"] = "linear",
+        decoder_depth: int = 2,
         **trunk: Any,
     ) -> None:
         if not 0.0 < alpha_pos <= 1.0:
@@ -243,6 +202,8 @@ class RadarPosPretrain(RadarEncoder):
             self.content_mask_ratio, self.weighting, self.weighting_pass = content_mask_ratio, weighting, weighting_pass
             self.smooth_dist = smooth_dist
             self.mask_pos_token = nn.Parameter(torch.zeros(1, 1, d))
+            self.decoder = PositionDecoder(d, self.num_heads, self.mlp_ratio, decoder_depth,
+                                           fused_qkv=self.qkv == "fused")  # fmt: skip
             layers: list[tuple[str, nn.Module]] = [("norm", nn.LayerNorm(d, eps=LN_EPS))]
             if projector == "mlp":
                 layers += [("fc1", nn.Linear(d, d)), ("act", nn.GELU())]
@@ -262,7 +223,7 @@ class RadarPosPretrain(RadarEncoder):
             keys = valid & ~removed
         pe_used = torch.where(masked[..., None], self.mask_pos_token.to(pe.dtype), pe)  # (N, P, D)
         z = self.encode(tokens + pe_used, keys)  # (N, 1 + P, D)
-        logits = self.projector(z[:, 1:])  # (N, P, P)
+        logits = self.projector(self.decoder(z, keys)[:, 1:])  # (N, P, P)
         if self.weighting == "uniform":
             weights = valid.float() / n_valid.clamp_min(1)[:, None]
         elif self.weighting_pass == "extra":

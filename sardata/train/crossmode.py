@@ -13,8 +13,10 @@ Decisions where the spec is silent:
 * Training views use a random 512-pulse window per (seed, epoch, sample); evaluation uses start 0 (§3.4).
 * Dropout (LoRA dropout) draws from the global RNG, so each run executes inside a forked, seeded RNG context:
   runs are reproducible and the caller's RNG state is untouched.
-* Pretrained encoders load non-strictly; only ``head.*`` may be missing (projector / mask tokens / decoders of
-  the pretraining model are ignored).
+* Pretrained encoders load non-strictly; only ``head.*`` may be missing. RadarPos's pretraining-only entries
+  (``mask_pos_token``, ``decoder.*``, ``projector.*``) are stripped before loading (``encoder_state``), other
+  pretext heads (MAE-1D's ``mask_token`` / ``decoder_pred``) are ignored as unexpected keys: the classifier never
+  builds a decoder, so fine-tuning never sees one (§4.2.4).
 """
 
 from __future__ import annotations
@@ -134,7 +136,9 @@ def build_arm_model(arm: Arm, n_classes: int, cfg: CrossModeConfig, seed: int, o
 
     model = create_model(arm.model, **overrides)
     if state is not None:
-        missing, _ = model.load_state_dict(state, strict=False)
+        from sardata.models.radarpos import encoder_state
+
+        missing, _ = model.load_state_dict(encoder_state(state), strict=False)
         bad = [k for k in missing if not k.startswith("head")]
         if bad:
             raise ConfigError(f"{arm.checkpoint}: encoder keys missing for {arm.model}: {bad[:6]}")
