@@ -57,6 +57,8 @@ def _statuses(out: Path) -> dict[str, str]:
 
 def _kill_trials(cmd_for: callable, ref: Path, tmp: Path, name: str, duration: float, trials: int, rng) -> dict:
     identical = killed_mid_run = 0
+    failures = []  # what differed in a trial that did not end identical, and the resumed run's rc / stderr tail
+    ref_files = _files(ref)
     for i in range(trials):
         out = tmp / f"{name}-kill-{i}"
         proc = subprocess.Popen(cmd_for(out), start_new_session=True, stdout=subprocess.DEVNULL,
@@ -66,10 +68,17 @@ def _kill_trials(cmd_for: callable, ref: Path, tmp: Path, name: str, duration: f
         os.killpg(proc.pid, signal.SIGKILL) if not finished else None
         proc.wait()
         killed_mid_run += not finished and not (out / "dataset.json").exists()
-        rc, _ = _run(cmd_for(out))
-        identical += rc in (0, 3) and _files(out) == _files(ref)
+        resumed = subprocess.run(cmd_for(out), capture_output=True, text=True, check=False)
+        got = _files(out)
+        differ = sorted(set(got) ^ set(ref_files)) + sorted(k for k in got if k in ref_files and got[k] != ref_files[k])
+        ok = resumed.returncode in (0, 3) and not differ
+        identical += ok
+        if not ok:
+            failures.append({"trial": i, "rc": resumed.returncode, "differ": differ[:20],
+                             "stderr": resumed.stderr[-500:]})  # fmt: skip
         shutil.rmtree(out)
-    return {"trials": trials, "killed_mid_run": killed_mid_run, "identical_after_resume": identical}
+    return {"trials": trials, "killed_mid_run": killed_mid_run, "identical_after_resume": identical,
+            "failures": failures}  # fmt: skip
 
 
 def main() -> None:

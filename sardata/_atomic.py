@@ -61,6 +61,19 @@ def remove_stale_temps(root: str | os.PathLike[str]) -> int:
     return n
 
 
+def file_digests(path: str | os.PathLike[str], chunk: int = 1 << 20) -> tuple[str, str]:
+    """(sha256, XXH3-128) hex digests of a file in one read pass: the content address and the fast loader check
+    (``sardata.stream.verify``) of a shard."""
+    import xxhash
+
+    h, x = hashlib.sha256(), xxhash.xxh3_128()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+            x.update(block)
+    return h.hexdigest(), x.hexdigest()
+
+
 def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     """Streaming sha256 hex digest of a file."""
     h = hashlib.sha256()

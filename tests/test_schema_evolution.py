@@ -45,11 +45,12 @@ def test_committed_v1_fixture_loads_verifies_and_streams() -> None:
 
 
 def test_older_minor_version_loads_with_later_columns_null(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Pretend this sardata is at schema 1.1.0, which added a nullable samples column: 1.0.0 files still load."""
+    """Pretend this sardata is at schema 1.2.0, which added a nullable samples column: 1.0.0 files still load
+    (the real 1.1.0 column ``shards.xxh3_128`` is absent from them too)."""
     newer = SAMPLES.append(pa.field("look_angle_deg", pa.float32()))
-    monkeypatch.setattr(io, "SCHEMA_VERSION", "1.1.0")
+    monkeypatch.setattr(io, "SCHEMA_VERSION", "1.2.0")
     monkeypatch.setattr(io, "TABLES", {**io.TABLES, "samples": newer})
-    monkeypatch.setattr(io, "COLUMNS_SINCE", {"samples": {"look_angle_deg": "1.1.0"}})
+    monkeypatch.setattr(io, "COLUMNS_SINCE", {**io.COLUMNS_SINCE, "samples": {"look_angle_deg": "1.2.0"}})
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # an older minor version is not even a warning
         table = io.read_table(V1 / "samples.parquet", "samples")
@@ -57,7 +58,7 @@ def test_older_minor_version_loads_with_later_columns_null(monkeypatch: pytest.M
         assert table.column("look_angle_deg").null_count == table.num_rows == 12
         assert len(ShardDataset(V1, split=None)) == 12
     # a column the file's own version should have is still an error
-    monkeypatch.setattr(io, "COLUMNS_SINCE", {"samples": {"look_angle_deg": "1.0.0"}})
+    monkeypatch.setattr(io, "COLUMNS_SINCE", {**io.COLUMNS_SINCE, "samples": {"look_angle_deg": "1.0.0"}})
     with pytest.raises(ManifestSchemaError, match=r"missing columns \['look_angle_deg'\]"):
         io.read_table(V1 / "samples.parquet", "samples")
 

@@ -29,7 +29,7 @@ import pandas as pd
 import pyarrow as pa
 
 import sardata
-from sardata._atomic import TMP_PREFIX, remove_stale_temps, sha256_file
+from sardata._atomic import TMP_PREFIX, file_digests, remove_stale_temps, sha256_file
 from sardata.config import config_sha256
 from sardata.errors import ConfigError
 from sardata.manifest.io import CARD_NAME, read_card, write_card, write_table
@@ -120,15 +120,16 @@ def merge(
         if len(kept) == len(rows):
             _link(inp.shard_file(shard), out / "shards" / name)
             nbytes, sha, located = shard["bytes"], shard["sha256"], kept.assign(shard=name)
+            fast = shard.get("xxh3_128") or file_digests(out / "shards" / name)[1]  # an input from schema 1.0
             linked += 1
         else:
-            nbytes, sha, located = _rewrite(inp.shard_file(shard), out / "shards" / name, kept)
+            nbytes, sha, fast, located = _rewrite(inp.shard_file(shard), out / "shards" / name, kept)
             rewritten += 1
         frames.append(located)
         keys = located["key"].tolist()
         shard_rows.append({"shard": name, "path": f"shards/{name}", "split": shard["split"], "shard_index": index,
                            "n_samples": len(keys), "bytes": int(nbytes), "sha256": sha, "first_key": keys[0],
-                           "last_key": keys[-1]})  # fmt: skip
+                           "last_key": keys[-1], "xxh3_128": fast})  # fmt: skip
         if progress:
             progress(n, len(todo))
     samples = pd.concat(frames, ignore_index=True).sort_values("key", kind="stable").reset_index(drop=True)
@@ -240,7 +241,7 @@ def _link(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
-def _rewrite(src: Path, dst: Path, kept: pd.DataFrame) -> tuple[int, str, pd.DataFrame]:
+def _rewrite(src: Path, dst: Path, kept: pd.DataFrame) -> tuple[int, str, str, pd.DataFrame]:
     """Write the kept samples of ``src`` (same order, same member bytes) as a new reproducible shard."""
     payload = [(row.key, {m["field"]: read_member(src, m["offset"], m["size"]) for m in row.members})
                for row in kept.itertuples(index=False)]  # fmt: skip
@@ -252,7 +253,7 @@ def _rewrite(src: Path, dst: Path, kept: pd.DataFrame) -> tuple[int, str, pd.Dat
     kept["sample_bytes"] = [r.nbytes for r in result.samples]
     kept["members"] = [r.members for r in result.samples]
     kept["sample_sha256"] = [r.sha256 for r in result.samples]
-    return result.nbytes, result.sha256, kept
+    return result.nbytes, result.sha256, result.xxh3_128, kept
 
 
 # ----------------------------------------------------------------------------------------------- tables, card

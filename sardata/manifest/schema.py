@@ -11,12 +11,12 @@ from __future__ import annotations
 import pyarrow as pa
 
 #: semver of the table layout. Major bump = readers of the old major refuse; minor = additive, nullable.
-SCHEMA_VERSION = "1.0.0"
+SCHEMA_VERSION = "1.1.0"
 
 #: columns added by a minor version after ``<major>.0.0``: table -> column -> version that introduced it. A file
 #: of an older minor version may lack them; :func:`sardata.manifest.io.read_table` adds them as null columns, so
 #: old manifests keep loading. Adding a column = append it to the schema (nullable), list it here, bump the minor.
-COLUMNS_SINCE: dict[str, dict[str, str]] = {"samples": {}, "sources": {}, "shards": {}}
+COLUMNS_SINCE: dict[str, dict[str, str]] = {"samples": {}, "sources": {}, "shards": {"xxh3_128": "1.1.0"}}
 
 
 def parse_version(version: str) -> tuple[int, int, int]:
@@ -117,6 +117,7 @@ SHARDS = pa.schema(
         pa.field("sha256", pa.string(), nullable=False),
         pa.field("first_key", pa.string(), nullable=False),
         pa.field("last_key", pa.string(), nullable=False),
+        pa.field("xxh3_128", pa.string()),  # 1.1.0: XXH3-128 of the file, the loaders' fast check (null: use sha256)
     ]
 )
 

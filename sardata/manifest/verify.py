@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sardata._atomic import sha256_file
+from sardata._atomic import file_digests, sha256_file
 from sardata.manifest.io import read_card, read_table
 from sardata.safepath import resolve_inside
 
@@ -71,9 +71,11 @@ def _verify(root: Path, samples: bool, base: str | None, cache: object) -> Verif
         if not path.exists():
             report.problems.append(f"{s['shard']}: missing ({path})")
             continue
-        bad = path.stat().st_size != s["bytes"] or sha256_file(path) != s["sha256"]
+        sha, fast = file_digests(path)
+        bad = path.stat().st_size != s["bytes"] or sha != s["sha256"] or fast != (s.get("xxh3_128") or fast)
         if bad:
-            report.problems.append(f"{s['shard']}: sha256/size mismatch (expected {s['sha256'][:16]}…, {s['bytes']} B)")
+            report.problems.append(f"{s['shard']}: sha256/xxh3/size mismatch (expected {s['sha256'][:16]}…, "
+                                   f"{s['bytes']} B)")  # fmt: skip
         else:
             report.shards_ok += 1
         if bad or samples:

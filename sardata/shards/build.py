@@ -354,6 +354,7 @@ def _build_one(plan: ShardPlan) -> dict[str, Any]:
         done = json.loads(sidecar.read_text())
         if (
             done["plan_hash"] == phash
+            and done.get("xxh3_128")
             and done["nbytes"] == shard.stat().st_size
             and sha256_file(shard) == done["sha256"]
         ):
@@ -363,7 +364,8 @@ def _build_one(plan: ShardPlan) -> dict[str, Any]:
     result = write_shard(shard, [(k, built[k][0]) for k in plan.keys])
     if result.nbytes != plan.nbytes:
         raise ShardIntegrityError(f"{shard}: wrote {result.nbytes} bytes, plan said {plan.nbytes} (bug: report it)")
-    done = {"plan_hash": phash, "name": plan.name, "sha256": result.sha256, "nbytes": result.nbytes,
+    done = {"plan_hash": phash, "name": plan.name, "sha256": result.sha256, "xxh3_128": result.xxh3_128,
+            "nbytes": result.nbytes,
             "samples": [vars(s) for s in result.samples], "extras": {k: built[k][1] for k in plan.keys}}  # fmt: skip
     with atomic_path(sidecar) as tmp:
         tmp.write_text(json.dumps(done))
@@ -415,6 +417,10 @@ def _build_shards(
     if (out / CARD_NAME).exists():
         card = read_card(out)
         if card.get("config_sha256") == cfg_sha:
+            # A kill -9 between writing the card (the commit point) and removing the work dir leaves sidecars
+            # behind: finish that cleanup, so the resumed output equals an uninterrupted one file for file.
+            shutil.rmtree(out / WORK, ignore_errors=True)
+            remove_stale_temps(out)
             return _result_from_card(out, card)
         if not overwrite:
             raise ConfigError(f"{out} holds a dataset built with another configuration; use a new --out or --overwrite")
@@ -494,7 +500,7 @@ def _merge(out, df, sources, plans, results, cfg, config, cfg_sha, identities, c
     write_table(samples, out / "samples.parquet", "samples", cfg_sha)
     shard_rows = [{"shard": p.name, "path": f"shards/{p.name}", "split": p.split, "shard_index": p.index,
                    "n_samples": len(p.keys), "bytes": by_name[p.name]["nbytes"], "sha256": by_name[p.name]["sha256"],
-                   "first_key": p.keys[0], "last_key": p.keys[-1]} for p in plans]  # fmt: skip
+                   "xxh3_128": by_name[p.name]["xxh3_128"], "first_key": p.keys[0], "last_key": p.keys[-1]} for p in plans]  # fmt: skip
     write_table(pa.Table.from_pylist(shard_rows, schema=SHARDS), out / "shards.parquet", "shards", cfg_sha)
     write_table(sources.cast(SOURCES), out / "sources.parquet", "sources", cfg_sha)
     per_split = {

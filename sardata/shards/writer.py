@@ -16,7 +16,7 @@ import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sardata._atomic import atomic_path, sha256_file
+from sardata._atomic import atomic_path, file_digests
 from sardata.errors import ShardIntegrityError
 
 BLOCK = 512
@@ -39,6 +39,7 @@ class ShardResult:
     nbytes: int
     sha256: str
     samples: list[SampleRecord]
+    xxh3_128: str = ""  # fast whole-file check for the loaders (sardata.stream.verify)
 
 
 def member_bytes(size: int) -> int:
@@ -81,8 +82,8 @@ def write_shard(path: str | os.PathLike[str], samples: list[tuple[str, dict[str,
                 rec.nbytes = tf.offset - rec.offset
                 rec.sha256 = h.hexdigest()
                 records.append(rec)
-        digest, nbytes = sha256_file(tmp), tmp.stat().st_size
-    return ShardResult(path, nbytes, digest, records)
+        (digest, fast), nbytes = file_digests(tmp), tmp.stat().st_size
+    return ShardResult(path, nbytes, digest, records, fast)
 
 
 def read_member(path: str | os.PathLike[str], offset: int, size: int) -> bytes:
