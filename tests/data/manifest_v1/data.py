@@ -17,6 +17,8 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+#: a frozen old-schema fixture: regenerating it with today's schema is refused (tests/test_fixture_generators.py)
+FROZEN = True
 SOURCE = HERE.parent / "sar-acd" / "SAR-ACD"
 
 
