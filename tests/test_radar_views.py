@@ -5,11 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sardata.errors import ConfigError
 from sardata.features.pulses import CLASS_MOD, PDW_DTYPE, derive_pdw
 from sardata.manifest.splits import radarpos_column
 from sardata.sim.radchar_fixture import FS, frames
+from sardata.stream.pulse_select import intercept_indices, strictly_increasing
 from sardata.stream.radar import RadarView
 
 SAMPLE_S = 1 / FS
@@ -84,12 +87,16 @@ def _pdw_sample(pdw: np.ndarray, index: int = 0, epoch: int = 0) -> dict:
 
 
 def test_pdw_view_fixed_ranges_channels_and_tau() -> None:
-    out = RadarView(train=False)(_pdw_sample(_train(600)))
+    out = RadarView(train=False, resample="window")(_pdw_sample(_train(600)))
     x = out["x"]
     assert x.shape == (2, 512) and out["start"] == 0 and out["valid"].all() and out["input"] == "pdw"
     np.testing.assert_allclose(x[0], (-5 + 6) / 4, rtol=1e-5)  # log10(10 µs) = −5 in [−6, −2]
     np.testing.assert_allclose(x[1], (9250 - 500) / 17500, rtol=1e-5)
     np.testing.assert_allclose(out["tau"], np.arange(64), atol=1e-3)  # constant PRI: τ = patch index
+    whole = RadarView(train=False)(_pdw_sample(_train(600)))  # default: the whole intercept, index quantiles
+    np.testing.assert_allclose(whole["x"][0], (-5 + 6) / 4, rtol=1e-5)  # dtoa="train": still the real PRI
+    np.testing.assert_allclose(whole["tau"], np.arange(64), atol=0.07)  # strides of 1 or 2 pulses: τ ≈ index
+    assert whole["tau"][0] == 0 and np.isclose(whole["tau"][-1], 63)
     four = RadarView(channels=("dtoa", "rf", "pw", "pa"), train=False)(_pdw_sample(_train(600)))["x"]
     assert four.shape == (4, 512)
     np.testing.assert_allclose(four[2], (-6 + 7.3) / 4, rtol=1e-5)  # log10(1 µs in s) = −6
@@ -99,20 +106,20 @@ def test_pdw_view_fixed_ranges_channels_and_tau() -> None:
     assert (RadarView(channels=("rf", "pa"), train=False)(_pdw_sample(hot))["x"][0] == 1.0).all()
     per = RadarView(norm="per_sample", train=False)(_pdw_sample(_train(600, jitter=0.2)))["x"]
     assert per[0].min() == 0 and per[0].max() == 1 and (per[1] == 0).all()  # constant RF → 0
-    warped = RadarView(train=False)(_pdw_sample(_train(600, jitter=0.3, seed=2)))["tau"]
+    warped = RadarView(train=False, resample="window")(_pdw_sample(_train(600, jitter=0.3, seed=2)))["tau"]
     assert warped[0] == 0 and np.isclose(warped[-1], 63) and not np.allclose(warped, np.arange(64))
     with pytest.raises(ConfigError, match="channels"):
         RadarView(channels=("dtoa", "toa"))
 
 
 def test_pdw_view_window_start_is_seeded_per_sample() -> None:
-    view = RadarView(train=True, seed=7)
+    view = RadarView(train=True, seed=7, resample="window")
     long = _train(2000)
     starts = [view(_pdw_sample(long, index=i))["start"] for i in range(8)]
     assert starts == [view(_pdw_sample(long, index=i))["start"] for i in range(8)]  # same key → same draw
     assert len(set(starts)) > 1 and all(0 <= s <= 2000 - 512 for s in starts)
     assert view(_pdw_sample(long, index=0, epoch=1))["start"] != starts[0] or starts[1] != starts[0]
-    assert RadarView(train=False)(_pdw_sample(long, index=3))["start"] == 0
+    assert RadarView(train=False, resample="window")(_pdw_sample(long, index=3))["start"] == 0
     out = view(_pdw_sample(long, index=5))
     assert np.isclose(out["x"][0], out["x"][0][0]).all()  # a window of real consecutive pulses
 
@@ -123,7 +130,7 @@ def test_pdw_view_short_trains_pad_or_repeat() -> None:
     assert out["valid"].sum() == 300 and out["valid"][:300].all() and (out["x"][:, 300:] == 0).all()
     assert out["patch_valid"].sum() == 38  # ceil(300 / 8)
     assert (out["tau"][38:] == 0).all() and np.isclose(out["tau"][37], 37)
-    near = RadarView(train=False, resample="nearest")(_pdw_sample(short))
+    near = RadarView(train=False, short="nearest")(_pdw_sample(short))
     assert near["valid"].all() and np.isclose(near["x"][0], near["x"][0][0]).all()
     empty = RadarView()(_pdw_sample(np.zeros(0, PDW_DTYPE)))
     assert not empty["valid"].any() and (empty["x"] == 0).all()
@@ -153,3 +160,53 @@ def test_split_radarpos20k_four_thousand_per_class() -> None:
         df.sample(frac=1, random_state=1).reset_index(drop=True).loc[again == "train", "key"]
     )  # row order does not matter
     assert set(df.loc[radarpos_column(df, seed=1) == "train", "key"]) != set(chosen["key"])
+
+
+# ----------------------------------------------------------------------------------------------- pulse selection
+def test_old_resample_values_name_the_new_field() -> None:
+    for old in ("pad", "nearest"):
+        with pytest.raises(ConfigError, match=f"short={old!r}"):
+            RadarView(resample=old)
+    with pytest.raises(ConfigError, match="jitter"):
+        RadarView(jitter=1.5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(512, 5000), rule=st.sampled_from(["intercept_index", "intercept_toa"]),
+       seed=st.integers(0, 2**16), jitter=st.sampled_from([0.0, 0.5, 1.0]), gaps=st.booleans())  # fmt: skip
+def test_intercept_rules_take_512_distinct_real_pulses_in_order(n, rule, seed, jitter, gaps) -> None:
+    rng = np.random.default_rng(seed)
+    steps = rng.uniform(1e-6, 2e-5, n - 1)
+    if gaps:  # scan gaps: a few steps 1,000x longer
+        steps[rng.integers(0, n - 1, 5)] *= 1000
+    toa = np.concatenate(([0.0], np.cumsum(steps)))
+    idx = intercept_indices(toa, 512, rule, rng if jitter else None, jitter)
+    assert idx.shape == (512,) and idx.dtype.kind == "i"
+    assert (np.diff(idx) >= 1).all() and idx[0] >= 0 and idx[-1] <= n - 1  # distinct, ordered, in range
+    if not jitter:
+        assert idx[0] == 0 and idx[-1] == n - 1  # the whole intercept: first and last pulse
+
+
+def test_intercept_index_spreads_evenly_and_jitter_is_seeded() -> None:
+    toa = np.arange(5110) * 1e-5
+    idx = intercept_indices(toa, 512, "intercept_index")
+    assert set(np.diff(idx).tolist()) <= {9, 10, 11}  # ⌊5109/511⌉ = 10 ± rounding
+    view = RadarView(seed=3)
+    a, b = (view(_pdw_sample(_train(3000, jitter=0.2), index=4))["x"] for _ in range(2))
+    assert (a == b).all()  # same (seed, epoch, index) → same jittered pulses
+    c = view(_pdw_sample(_train(3000, jitter=0.2), index=5))["x"]
+    assert not (a == c).all()
+
+
+def test_strictly_increasing_is_the_smallest_fix() -> None:
+    assert strictly_increasing(np.array([0, 0, 0, 5, 5]), 7).tolist() == [0, 1, 2, 5, 6]
+    assert strictly_increasing(np.array([3, 3, 3]), 4).tolist() == [1, 2, 3]  # capped: room for the rest
+    assert strictly_increasing(np.array([0, 2, 4]), 5).tolist() == [0, 2, 4]  # already fine: unchanged
+
+
+def test_dtoa_train_keeps_the_pri_under_resampling() -> None:
+    pdw = _train(2048, pri_us=10.0)
+    train = RadarView(train=False)(_pdw_sample(pdw))["x"][0]
+    selected = RadarView(train=False, dtoa="selected")(_pdw_sample(pdw))["x"][0]
+    np.testing.assert_allclose(train, (-5 + 6) / 4, rtol=1e-5)  # every pulse's own PRI: 10 µs
+    assert selected.mean() > train.mean() + 0.1  # gaps between selected pulses: ≈ 4 PRIs, log10 ≈ −4.4

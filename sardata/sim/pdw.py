@@ -1019,7 +1019,7 @@ def write_dataset(
     n_types: int = 300,
     per_type_mode: int = 8,
     types_per_file: int = 10,
-    confusable: bool = False,
+    confusable: bool = True,
     test_per_class: bool = False,
     permute_seed: int | None = None,
     counts: tuple[int, ...] = LONGTAIL_COUNTS,

@@ -11,23 +11,44 @@ sample in (decoded fields of a radar shard sample)::
 View out: ``x`` float32 (C, 512) in [0, 1] ([−1, 1] with ``iq_norm="symmetric"``), ``tau`` float32 (64,),
 ``valid`` bool (512,) (pulse/sample validity AND the loader's per-sample flag, so a ``pad="mask"`` filler sample
 is all-False), ``patch_valid`` bool (64,), ``label`` int (−1 when unlabelled), ``sample_valid`` (the loader's flag),
-``input`` (``"iq"``/``"pdw"``), ``start`` (window start), ``length`` (pulses/samples before windowing) and the
-pass-through ``__key__``, ``__index__``, ``__epoch__``, ``meta``.
+``input`` (``"iq"``/``"pdw"``), ``start`` (first selected pulse/sample: the window start), ``length``
+(pulses/samples in the train) and the pass-through ``__key__``, ``__index__``, ``__epoch__``, ``meta``.
 
 Choices where the spec is silent (each a field):
 
 * ``input="auto"``: IQ when ``iq.npy`` is present, else PDW (a RadChar sample also carries derived PDWs:
   ``input="pdw"`` uses them).
-* ΔTOA is computed inside the chosen window (ΔTOA_0 := ΔTOA_1, a one-pulse window has ΔTOA 0) and floored at
-  1 ns before log10, so repeated TOAs map to the range floor instead of −inf.
+* **Which pulses** (PDW, §3.4 revised 2026-12-04; rules in :mod:`sardata.stream.pulse_select`): by default
+  ``resample="intercept_index"`` maps the whole intercept onto 512 distinct real pulses at evenly spaced index
+  quantiles; ``"intercept_toa"`` takes the pulses nearest evenly spaced times; ``"window"`` is the earlier 512
+  consecutive pulses at a random training start. The default follows the spec (whole intercept, index
+  quantiles: under ``intercept_toa`` τ ≈ index by construction, so the TOA PE could add nothing). Measured
+  (``benchmarks/radar_probe.py``, RESULTS.md §2): on this project's simulated trains *no* rule makes a patch's
+  index identifiable from its content (probe top-1 at chance for all three rules, three channel pairs, 576-pulse
+  and whole 2-s intercepts) and the TOA/index PE cosine stays ≥ 0.93, because the simulated trains carry no
+  position-anchored structure; the view cannot create it, the simulator has to (issue 16, open).
+* **Short trains** are the same under every rule: a train of L ≤ 512 pulses uses all of them, in order, then
+  ``short="pad"`` (default, spec) zero-pads with ``valid`` False and ``short="nearest"`` repeats pulses by index
+  to fill 512 positions (all valid). ``short`` is what ``resample="pad"|"nearest"`` meant before 2026-12-04;
+  those values now raise a ConfigError naming the new field.
+* **ΔTOA** (§3.2: ΔTOA_k = TOA_k − TOA_{k−1}, k the pulse index of the *train*): ``dtoa="train"`` (default) gives
+  each selected pulse its gap to its own predecessor in the train, so the channel stays the measured PRI
+  whatever the resampling stride (the between-selected gap would mix PRI with the stride ⌈L/512⌉ or ⌊L/512⌋,
+  an artefact of L); ``dtoa="selected"`` takes the gap between consecutive selected pulses (the pre-2026-12-04
+  window behaviour, where both coincide except at the window's first pulse). ΔTOA_0 := ΔTOA_1 of the sequence
+  used, a one-pulse train has ΔTOA 0, and ΔTOA is floored at 1 ns before log10 (repeated TOAs map to the range
+  floor instead of −inf).
 * Fixed ranges: log10 ΔTOA (s) [−6, −2], RF [500, 18000] MHz, log10 PW (s) [−7.3, −3.3] (``pw`` is stored in µs),
   PA [−90, −10] dBm; ``norm="per_sample"`` min-max over the valid positions of each channel (constant → 0).
   RadChar-derived PDWs have a baseband RF offset and PA in dB of the frame scale, which the fixed ranges clip:
   use ``channels=("dtoa", "pw")`` or ``norm="per_sample"`` for them.
 * Padded positions (and padded patches' τ) are 0; τ is computed over the valid patches only.
 * IQ: τ_i = i exactly (uniform sampling), whatever ``toa.npy`` holds; ``toa_units="us"`` gives t_{8i} in µs.
-* Randomness: the training window start comes from ``default_rng(SeedSequence([seed, epoch, index]))`` of the
-  sample, so it depends on neither worker count nor order; ``train=False`` always starts at 0.
+* Randomness (``train=True`` only): the window start, or the intercept jitter (each quantile target moved by
+  ``jitter``·U[−½, ½) of a step, i.e. a random pulse of each quantile bin), comes from
+  ``default_rng(SeedSequence([seed, epoch, index]))`` of the sample, so it depends on neither worker count nor
+  order; ``train=False`` uses the exact quantiles (window start 0). IQ frames are uniformly sampled, so IQ
+  input is unchanged by ``resample`` (a 512-sample frame is taken whole; τ_i = i).
 """
 
 from __future__ import annotations
@@ -38,6 +59,7 @@ from typing import Any
 import numpy as np
 
 from sardata.errors import ConfigError
+from sardata.stream.pulse_select import RULES, fill_positions, intercept_indices, window_start
 
 LENGTH = 512
 PATCHES = 64
@@ -56,17 +78,26 @@ class RadarView:
     iq_norm: str = "minmax"  # minmax (joint over I and Q, one min, one max) | symmetric (x / max|x|)
     channels: tuple[str, ...] = ("dtoa", "rf")
     norm: str = "fixed"  # fixed | per_sample
-    resample: str = "pad"  # pad (zero padding + valid mask) | nearest (repeat pulses to 512)
+    resample: str = "intercept_index"  # intercept_index | intercept_toa | window (PDW; pulse_select)
+    short: str = "pad"  # L < 512: pad (zero padding + valid mask) | nearest (repeat pulses to 512)
+    dtoa: str = "train"  # train (ΔTOA to the pulse's own predecessor) | selected (between selected pulses)
+    jitter: float = 1.0  # training jitter of the intercept quantiles, in quantile steps (0 = none)
     toa_units: str = "window"  # window (τ ∈ [0, n−1]) | us (absolute µs from the window's first pulse)
     train: bool = True  # random window start (else 0)
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.resample in ("pad", "nearest"):  # the pre-2026-12-04 values meant what `short` means now
+            raise ConfigError(f"RadarView resample={self.resample!r} is now short={self.resample!r}; resample picks "
+                              f"which pulses fill the 512 positions: {RULES}")  # fmt: skip
         checks = {"input": ("auto", "iq", "pdw"), "iq_norm": ("minmax", "symmetric"), "norm": ("fixed", "per_sample"),
-                  "resample": ("pad", "nearest"), "toa_units": ("window", "us")}  # fmt: skip
+                  "resample": RULES, "short": ("pad", "nearest"), "dtoa": ("train", "selected"),
+                  "toa_units": ("window", "us")}  # fmt: skip
         for name, allowed in checks.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"RadarView {name}={getattr(self, name)!r}; choose from {allowed}")
+        if not 0.0 <= self.jitter <= 1.0:
+            raise ConfigError(f"RadarView jitter={self.jitter!r}; must be in [0, 1] (quantile steps)")
         bad = [c for c in self.channels if c not in PDW_CHANNELS]
         if bad or not self.channels or len(set(self.channels)) != len(self.channels):
             raise ConfigError(f"RadarView channels={self.channels!r}; pick distinct names from {PDW_CHANNELS}")
@@ -102,8 +133,9 @@ class RadarView:
         if iq.ndim != 2 or iq.shape[0] != 2:
             raise ConfigError(f"{sample.get('__key__')}: iq.npy has shape {iq.shape}; expected (2, L)")
         length = iq.shape[1]
-        start = self._start(sample, length)
-        idx, valid = self._positions(length, start)
+        start = window_start(length, LENGTH, self._rng(sample))
+        idx, valid = fill_positions(length - start, LENGTH, self.short)
+        idx = idx + start
         x = np.where(valid, iq[:, idx], 0.0).astype(np.float32)
         x = self._scale_iq(x, valid)
         tau = np.arange(PATCHES, dtype=np.float32)
@@ -136,27 +168,36 @@ class RadarView:
         x = np.zeros((len(self.channels), LENGTH), np.float32)
         if length == 0:
             return x, np.zeros(LENGTH, bool), np.zeros(PATCHES, np.float32), 0, 0
-        start = self._start(sample, length)
-        pulses = pdw[start : start + LENGTH]  # channels from the real pulse sequence, then mapped to positions
-        idx, valid = self._positions(len(pulses), 0)
-        x[:] = np.where(valid, self._pdw_channels(pulses)[:, idx], 0.0)
-        tau = self._tau(pulses["toa"].astype(np.float64)[idx], valid)
-        return x, valid, tau, start, length
+        toa = pdw["toa"].astype(np.float64)
+        rng = self._rng(sample)
+        if length <= LENGTH:  # a short train: every pulse, whatever the rule
+            sel = np.arange(length)
+        elif self.resample == "window":
+            start = window_start(length, LENGTH, rng)
+            sel = np.arange(start, start + LENGTH)
+        else:
+            sel = intercept_indices(toa, LENGTH, self.resample, rng, self.jitter)
+        pos, valid = fill_positions(len(sel), LENGTH, self.short)  # channels over real pulses, then positions
+        x[:] = np.where(valid, self._pdw_channels(pdw, sel)[:, pos], 0.0)
+        tau = self._tau(toa[sel][pos], valid)
+        return x, valid, tau, int(sel[0]), length
 
-    def _pdw_channels(self, w: np.ndarray) -> np.ndarray:
+    def _pdw_channels(self, pdw: np.ndarray, sel: np.ndarray) -> np.ndarray:
+        """(C, len(sel)) scaled channels of the selected pulses; ΔTOA per ``dtoa`` (module docstring)."""
         out = []
         for c in self.channels:
             if c == "dtoa":
-                toa = w["toa"].astype(np.float64)
+                toa = pdw["toa"].astype(np.float64)
+                toa = toa if self.dtoa == "train" else toa[sel]
                 d = np.diff(toa)
                 d = np.concatenate((d[:1], d)) if d.size else np.zeros(len(toa))
-                v = np.log10(np.maximum(d, 1e-9))
+                v = np.log10(np.maximum(d[sel] if self.dtoa == "train" else d, 1e-9))
             elif c == "pw":
-                v = np.log10(np.maximum(w["pw"].astype(np.float64) * 1e-6, 1e-12))
+                v = np.log10(np.maximum(pdw["pw"][sel].astype(np.float64) * 1e-6, 1e-12))
             else:
-                v = w[_FIELD[c]].astype(np.float64)
+                v = pdw[_FIELD[c]][sel].astype(np.float64)
             out.append(self._scale_channel(v, c))
-        return np.asarray(out, np.float32).reshape(len(self.channels), len(w))
+        return np.asarray(out, np.float32).reshape(len(self.channels), len(sel))
 
     def _scale_channel(self, v: np.ndarray, channel: str) -> np.ndarray:
         if self.norm == "per_sample":
@@ -183,23 +224,13 @@ class RadarView:
             tau[:n] = np.arange(n)
         return tau.astype(np.float32)
 
-    # ------------------------------------------------------------------ length
-    def _start(self, sample: dict[str, Any], length: int) -> int:
-        if length <= LENGTH or not self.train:
-            return 0
-        rng = np.random.default_rng(np.random.SeedSequence([self.seed, int(sample.get("__epoch__", 0)),
-                                                            int(sample.get("__index__", 0))]))  # fmt: skip
-        return int(rng.integers(0, length - LENGTH + 1))
-
-    def _positions(self, length: int, start: int) -> tuple[np.ndarray, np.ndarray]:
-        """Source index per output position and the valid mask: a window of 512 consecutive elements, zero
-        padding after short sequences, or nearest-neighbour repetition (``resample="nearest"``, L < 512)."""
-        if length >= LENGTH:
-            return np.arange(start, start + LENGTH), np.ones(LENGTH, bool)
-        if self.resample == "nearest" and length > 0:
-            return (np.arange(LENGTH) * length) // LENGTH, np.ones(LENGTH, bool)
-        idx = np.minimum(np.arange(LENGTH), max(length - 1, 0))
-        return idx, np.arange(LENGTH) < length
+    # ------------------------------------------------------------------ randomness
+    def _rng(self, sample: dict[str, Any]) -> np.random.Generator | None:
+        """The training draw of one sample (window start or quantile jitter), ``None`` when not training."""
+        if not self.train:
+            return None
+        key = [self.seed, int(sample.get("__epoch__", 0)), int(sample.get("__index__", 0))]
+        return np.random.default_rng(np.random.SeedSequence(key))
 
 
 _FIELD = {"dtoa": "toa", "rf": "rf", "pw": "pw", "pa": "pa"}

@@ -4,13 +4,20 @@ One recipe (``kind: crossmode``) lists *arms* — RadarPos + LoRA, the supervise
 masked-reconstruction baseline, the no-TOA-PE ablation, ResNet1D... — and one command trains every arm on every
 source mode for every seed and evaluates it on every target mode, writing ``results.jsonl`` (one row per arm,
 source, target, seed), ``summary.csv`` and ``summary.md`` with the paper's Table 3 layout (6 transfers, accuracy /
-macro-F1 mean ± std, and their mean) plus the in-mode diagonal as a sanity check.
+macro-F1 mean ± std, and their mean) plus the in-mode diagonal as a sanity check, the two reference rows (RF-only
+nearest centroid, majority class) and the collapse diagnostics (:mod:`sardata.train.crossmode_table`). Before any
+arm trains, a set the RF-only rule solves (> 65 % mean transfer accuracy) stops the command as degenerate unless
+``allow_degenerate: true``. The fine-tuning loss is a recipe flag, per arm if needed (``loss: ce | balanced |
+logit_adjusted``, :mod:`sardata.train.crossmode_loss`).
 
 Decisions where the spec is silent:
 
 * Modes are selected with the manifest's ``mode`` column (``--where``-style filter of :class:`ShardDataset`), the
   sides with ``split`` (``train`` = the long-tailed 206, ``test`` = the 200 per mode).
-* Training views use a random 512-pulse window per (seed, epoch, sample); evaluation uses start 0 (§3.4).
+* Training views are re-drawn by the recipe's ``radar_view`` (``train=True``) per (seed, epoch, sample);
+  evaluation views use ``train=False`` (§3.4).
+* The reference rules read the raw ``pdw.npy`` trains of the very samples the arms use (collected while the sides
+  load), never the model inputs, so a change of input view cannot move them.
 * Dropout (LoRA dropout) draws from the global RNG, so each run executes inside a forked, seeded RNG context:
   runs are reproducible and the caller's RNG state is untouched.
 * Pretrained encoders load non-strictly; only ``head.*`` may be missing. RadarPos's pretraining-only entries
@@ -28,11 +35,20 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from sardata.config import canonical_json, config_sha256
 from sardata.errors import ConfigError
 from sardata.train.common import load_checkpoint, pick_device, seed_int, seeded
+from sardata.train.crossmode_loss import LOSSES, class_counts, make_loss
+from sardata.train.crossmode_table import (
+    DEGENERATE_ABOVE,
+    DegenerateBenchmarkError,
+    RawSide,
+    check_degenerate,
+    classes_summary,
+    reference_summary,
+    write_table,
+)
 from sardata.train.metrics import aggregate, scores
 from sardata.train.schedule import warmup_step_decay
 
@@ -47,10 +63,13 @@ class Arm:
     finetune: str = "lora"  # lora | full | linear
     model_overrides: dict[str, Any] = field(default_factory=dict)
     lr: float | None = None
+    loss: str | None = None  # ce | balanced | logit_adjusted; None = the recipe's
 
     def __post_init__(self) -> None:
         if self.finetune not in ("lora", "full", "linear"):
             raise ConfigError(f"arm {self.name}: finetune {self.finetune!r}; choose lora, full or linear")
+        if self.loss is not None and self.loss not in LOSSES:
+            raise ConfigError(f"arm {self.name}: loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
 
 
 @dataclass(frozen=True)
@@ -76,12 +95,25 @@ class CrossModeConfig:
     radar_view: dict[str, Any] = field(default_factory=dict)
     eval_batch: int = 256
     device: str = "auto"
+    loss: str = "ce"  # every arm's loss unless the arm sets its own (crossmode_loss)
+    logit_tau: float = 1.0  # τ of logit_adjusted (Menon et al. 2021)
+    balanced_beta: float = 0.999  # β of the effective-number weights of balanced
+    allow_degenerate: bool = False  # run even when the RF-only reference solves the set
+    degenerate_above: float = DEGENERATE_ABOVE  # % mean transfer accuracy of the RF-only rule (spec: 65)
 
     def __post_init__(self) -> None:
         if self.kind != "crossmode":
             raise ConfigError(f"recipe kind {self.kind!r} is not a crossmode recipe")
         if not self.arms or len(self.modes) < 2:
             raise ConfigError("a crossmode recipe needs at least one arm and two modes")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        if len({a.name for a in self.arms}) != len(self.arms):
+            raise ConfigError(f"arm names must be unique: {[a.name for a in self.arms]}")
+
+    def arm_loss(self, arm: Arm) -> str:
+        """The loss one arm trains with."""
+        return arm.loss or self.loss
 
 
 @dataclass
@@ -161,6 +193,8 @@ def train_arm(arm: Arm, spec: tuple[dict[str, Any], Any], samples: list[dict], v
     params = [p for p in model.parameters() if p.requires_grad]
     lr = arm.lr or cfg.lr
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
+    counts = class_counts([int(s["cls"]) for s in samples], n_classes)  # the source train set's own counts
+    criterion = make_loss(cfg.arm_loss(arm), counts, tau=cfg.logit_tau, beta=cfg.balanced_beta)
     gen = torch.Generator().manual_seed(seed_int(seed, 4))
     model.train()
     for epoch in range(cfg.epochs):
@@ -170,7 +204,7 @@ def train_arm(arm: Arm, spec: tuple[dict[str, Any], Any], samples: list[dict], v
         perm = torch.randperm(len(samples), generator=gen)
         for i in range(0, len(perm), cfg.batch_size):
             idx = perm[i : i + cfg.batch_size]
-            loss = F.cross_entropy(model(_pick(batch, idx, device)), batch["label"][idx].to(device))
+            loss = criterion(model(_pick(batch, idx, device)), batch["label"][idx].to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -181,10 +215,27 @@ def train_arm(arm: Arm, spec: tuple[dict[str, Any], Any], samples: list[dict], v
 @torch.no_grad()
 def _evaluate(model: torch.nn.Module, batch: dict[str, torch.Tensor], n_classes: int, cfg: CrossModeConfig,
               device: torch.device) -> dict[str, float]:  # fmt: skip
+    """Accuracy, macro-F1 and the number of distinct classes predicted (plain argmax: no logit adjustment)."""
     idx = torch.arange(len(batch["label"]))
     logits = torch.cat([model(_pick(batch, idx[i : i + cfg.eval_batch], device)).float().cpu()
                         for i in range(0, len(idx), cfg.eval_batch)])  # fmt: skip
-    return scores(logits.argmax(1).numpy(), batch["label"].numpy(), n_classes)
+    pred = logits.argmax(1).numpy()
+    return {**scores(pred, batch["label"].numpy(), n_classes), "classes_predicted": int(len(np.unique(pred)))}
+
+
+def references(cfg: CrossModeConfig, out: Path, raw: dict[str, dict[str, RawSide | None]],
+               n_classes: int) -> tuple[list[dict[str, Any]], str]:  # fmt: skip
+    """The reference rows and the table's verdict line; a degenerate set (and no override) writes the reference
+    table alone, then raises :class:`~sardata.train.crossmode_table.DegenerateBenchmarkError` before training."""
+    if any(side is None for split in raw.values() for side in split.values()):
+        return [], "reference rows omitted: these samples carry no pdw.npy (RF-only rule undefined)"
+    refs = reference_summary(raw["train"], raw["test"], cfg.modes, n_classes)  # type: ignore[arg-type]
+    try:
+        verdict = check_degenerate(refs, cfg.modes, cfg.degenerate_above, cfg.allow_degenerate)
+    except DegenerateBenchmarkError as exc:
+        write_table(out, refs, [], cfg.modes, cfg.seeds, n_classes, f"NOT RUN: {exc}")
+        raise
+    return refs, verdict
 
 
 def run_crossmode(cfg: CrossModeConfig, out: str | Path, progress: Any = None) -> CrossModeResult:
@@ -199,12 +250,14 @@ def run_crossmode(cfg: CrossModeConfig, out: str | Path, progress: Any = None) -
     if n_classes < 2:
         raise ConfigError(f"{cfg.data}: cross-mode evaluation needs labelled shards (class_maps: {maps})")
     train = {m: _load_side(cfg, "train", m, True) for m in cfg.modes}
-    test = {}
+    test, raw = {}, {"train": {m: RawSide.from_samples(train[m][0]) for m in cfg.modes}, "test": {}}
     for m in cfg.modes:
         samples, view = _load_side(cfg, "test", m, False)
+        raw["test"][m] = RawSide.from_samples(samples)
         test[m] = _tensors(samples, view, 0, 0)
     (out / "config.json").write_text(json.dumps({"config": json.loads(canonical_json(cfg)),
                                                  "config_sha256": config_sha256(cfg)}, indent=1))  # fmt: skip
+    refs, verdict = references(cfg, out, raw, n_classes)
     rows: list[dict[str, Any]] = []
     specs = {id(arm): arm_spec(arm) for arm in cfg.arms}
     runs = [(a, s, m) for a in cfg.arms for s in cfg.seeds for m in cfg.modes]
@@ -214,40 +267,19 @@ def run_crossmode(cfg: CrossModeConfig, out: str | Path, progress: Any = None) -
                 model, trainable = train_arm(arm, specs[id(arm)], *train[src], n_classes, cfg, seed, device)
             for dst in cfg.modes:
                 row = {"arm": arm.name, "src": src, "dst": dst, "transfer": src != dst, "seed": seed,
-                       "finetune": arm.finetune, "trainable_params": trainable, "n_train": len(train[src][0]),
-                       "n_test": len(test[dst]["label"]), **_evaluate(model, test[dst], n_classes, cfg, device)}  # fmt: skip
+                       "finetune": arm.finetune, "loss": cfg.arm_loss(arm), "trainable_params": trainable,
+                       "n_train": len(train[src][0]), "n_test": len(test[dst]["label"]),
+                       **_evaluate(model, test[dst], n_classes, cfg, device)}  # fmt: skip
                 rows.append(row)
                 fh.write(json.dumps(row, sort_keys=True) + "\n")
             fh.flush()
             if progress:
                 progress(i + 1, len(runs), {"arm": arm.name, "src": src})
-    summary = aggregate(rows, by=("arm", "src", "dst"))
-    write_table(out, summary, cfg)
+    classes = classes_summary(rows)
+    loss = {a.name: cfg.arm_loss(a) for a in cfg.arms}
+    summary = [{**r, "kind": "arm", "loss": loss[r["arm"]], "classes_predicted_min": classes[key][0],
+                "classes_predicted_mean": classes[key][1]}
+               for r in aggregate(rows, by=("arm", "src", "dst")) for key in [(r["arm"], r["src"], r["dst"])]]  # fmt: skip
+    summary += refs
+    write_table(out, summary, [a.name for a in cfg.arms], cfg.modes, cfg.seeds, n_classes, verdict)
     return CrossModeResult(out, rows, summary)
-
-
-def write_table(out: Path, summary: list[dict[str, Any]], cfg: CrossModeConfig) -> None:
-    """``summary.csv`` and ``summary.md``: Table 3 layout (acc % / macro-F1, mean ± std over seeds, ddof 0)."""
-    import pandas as pd
-
-    pd.DataFrame(summary).to_csv(out / "summary.csv", index=False)
-    cell = {(r["arm"], r["src"], r["dst"]): r for r in summary}
-    pairs = [(a, b) for a in cfg.modes for b in cfg.modes if a != b]
-    head = "| method | " + " | ".join(f"{a}→{b}" for a, b in pairs) + " | mean of transfers |"
-    lines = [f"Cross-mode: accuracy % / macro-F1, mean ± std over seeds {cfg.seeds}", "", head,
-             "|" + " --- |" * (len(pairs) + 2)]  # fmt: skip
-    for arm in cfg.arms:
-        cells, accs, f1s = [], [], []
-        for a, b in pairs:
-            r = cell[(arm.name, a, b)]
-            accs.append(r["accuracy_mean"])
-            f1s.append(r["macro_f1_mean"])
-            cells.append(f"{r['accuracy_mean']:.2f}±{r['accuracy_std']:.2f} / {r['macro_f1_mean']:.4f}")
-        lines.append(f"| {arm.name} | " + " | ".join(cells) + f" | {np.mean(accs):.2f} / {np.mean(f1s):.4f} |")
-    lines += ["", "In-mode sanity diagonal (train and test in the same mode):", "",
-              "| method | " + " | ".join(f"{m}→{m}" for m in cfg.modes) + " |", "|" + " --- |" * (len(cfg.modes) + 1)]  # fmt: skip
-    for arm in cfg.arms:
-        lines.append(f"| {arm.name} | " + " | ".join(
-            f"{cell[(arm.name, m, m)]['accuracy_mean']:.2f} / {cell[(arm.name, m, m)]['macro_f1_mean']:.4f}"
-            for m in cfg.modes) + " |")  # fmt: skip
-    (out / "summary.md").write_text("\n".join(lines) + "\n")
