@@ -230,7 +230,7 @@ def test_precomputed_gr_matches_online() -> None:
     images = _images(2, 64, seed=4)
     with torch.no_grad():
         online = model.forward_loss({"image": images}, _gen(9))["loss"]
-        pre = model.forward_loss({"image": images, "gr": gr_maps(images)}, _gen(9))["loss"]
+        pre = model.forward_loss({"image": images, "gr": gr_maps(images, model.gr_radii)}, _gen(9))["loss"]
     assert float(online) == float(pre)
     with pytest.raises(ConfigError, match="batch\\['gr'\\]"):
         model.forward_loss({"image": images, "gr": torch.zeros(2, 3, 64, 64)}, _gen(9))

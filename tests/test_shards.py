@@ -98,14 +98,15 @@ def test_gr_targets_in_shards_match_online(acd_ingest: Path, tmp_path: Path) -> 
         s = read_sample(tmp_path, row)
         img = s["img.npy"]
         assert img.shape == (1, 48, 48) and img.dtype == np.uint8 and row["gr_version"] == "gr-v1"
-        online = gr_maps(torch.from_numpy(img.astype(np.float32) / 255)[None])[0].numpy()
+        online = gr_maps(torch.from_numpy(img.astype(np.float32) / 255)[None], cfg.resolved_gr_radii)[0].numpy()
         stored = decode_gr(s["gr.npy"])
         assert np.abs(stored - online).max() <= GR_CODECS["uint16"]
     float_build = tmp_path / "f32"
     build_shards([acd_ingest], float_build, BuildConfig(size_policy="resize-crop", size=48, targets=("gr",)))
     row = read_table(float_build / "samples.parquet", "samples").to_pylist()[0]
     s = read_sample(float_build, row)
-    online = gr_maps(torch.from_numpy(s["img.npy"].astype(np.float32) / 255)[None])[0].numpy()
+    assert cfg.resolved_gr_radii == (1, 2, 3, 4)  # the paper's radii scaled to 48 px
+    online = gr_maps(torch.from_numpy(s["img.npy"].astype(np.float32) / 255)[None], (1, 2, 3, 4))[0].numpy()
     assert np.array_equal(s["gr.npy"], online)  # precomputed float32 == online, bitwise
 
 

@@ -214,8 +214,14 @@ def test_finetune_from_pretraining_checkpoint_and_eval(shards: Path, tmp_path: P
     pretrain(_cfg(shards, stop_at_step=2), tmp_path / "pre")
     ckpt = str(tmp_path / "pre" / "checkpoints" / "last.pt")
     res = run_fewshot(_ft(shards, checkpoint=ckpt, save_models=True), tmp_path / "ft")
-    assert [(r["shots"], r["seed"]) for r in res.rows] == [(5, 0), (5, 1)]
-    assert all(r["n_train"] == 20 and 0 <= r["accuracy"] <= 100 for r in res.rows)
+    assert [(r["protocol"], r["shots"], r["seed"]) for r in res.rows] == [
+        ("finetune", 5, 0), ("finetune", 5, 1), ("pixel 1-NN", 5, 0), ("nearest centroid", 5, 0),
+        ("pixel 1-NN", 5, 1), ("nearest centroid", 5, 1)]  # fmt: skip
+    assert all(r["n_train"] == 20 and 0 <= r["accuracy"] <= 100 and 0 <= r["train_accuracy"] <= 100
+               for r in res.rows)  # fmt: skip
+    assert all(r["train_accuracy"] == 100.0 for r in res.rows if r["protocol"] == "pixel 1-NN")  # its own shots
+    table = (tmp_path / "ft" / "summary.md").read_text()
+    assert "pixel 1-NN (reference)" in table and "nearest centroid (reference)" in table and "train acc" in table
     assert {"summary.csv", "summary.md", "fewshot.png", "results.jsonl"} <= {
         p.name for p in (tmp_path / "ft").iterdir()
     }
@@ -281,3 +287,52 @@ def test_torch_compile_step_matches_eager_and_saves_plain_keys(shards: Path, tmp
     state = load_checkpoint(tmp_path / "compiled" / "checkpoints" / "last.pt")["model"]
     assert not any(k.startswith("_orig_mod") or k.startswith("module.") for k in state)
     create_model("test_lomar_sar", **_cfg(shards).model_overrides).load_state_dict(state)
+
+
+def test_pixel_reference_rules() -> None:
+    from sardata.train.fewshot_reference import nearest_centroid, pixel_1nn
+
+    xtr = torch.tensor([[0.0, 0.0], [0.0, 1.0], [10.0, 10.0], [10.0, 12.0]]).reshape(4, 1, 1, 2)
+    ytr = torch.tensor([3, 3, 1, 1])
+    xte = torch.tensor([[0.0, 0.9], [9.0, 9.0], [5.0, 5.4]]).reshape(3, 1, 1, 2)
+    assert pixel_1nn(xtr, ytr, xte).tolist() == [3, 1, 3]  # (5, 5.4): nearer (0, 1) than (10, 10)
+    assert nearest_centroid(xtr, ytr, xte).tolist() == [3, 1, 3]  # centroids (0, .5) and (10, 11)
+    assert pixel_1nn(xtr, ytr, xtr).tolist() == ytr.tolist()  # 1-NN fits its own shots exactly
+
+
+def test_mae_checkpoint_keeps_its_positions_by_default(tmp_path: Path) -> None:
+    from sardata.models import create_model
+    from sardata.train.common import save_checkpoint
+    from sardata.train.finetune import build_classifier, classifier_spec
+
+    over = {"img_size": 32, "patch_size": 8}
+    mae = create_model("test_mae", **over)
+    save_checkpoint(tmp_path / "mae.pt", {"kind": "pretrain", "model_name": "test_mae", "model_overrides": over,
+                                          "model": mae.state_dict()})  # fmt: skip
+    for abs_pos, expect in ((None, True), (False, False), (True, True)):
+        cfg = FinetuneConfig(kind="finetune", name="m", data="x", model="test_vit_irpe", checkpoint=str(tmp_path / "mae.pt"),
+                             model_overrides={"patch_size": 8}, image_size=32, abs_pos=abs_pos)  # fmt: skip
+        spec = classifier_spec(cfg)
+        model = build_classifier(cfg, 3, 0, 5, *spec)
+        assert model.abs_pos is expect
+        if expect:
+            assert torch.equal(model.pos_embed, mae.pos_embed)  # the positions MAE was pretrained with
+        x = torch.rand(2, 1, 32, 32)
+        assert model(x).shape == (2, 3)
+    plain = build_classifier(FinetuneConfig(kind="finetune", name="s", data="x", model="test_vit_irpe",
+                                            model_overrides={"patch_size": 8}, image_size=32), 3, 0, 5,
+                             *classifier_spec(FinetuneConfig(kind="finetune", name="s", data="x", model="test_vit_irpe",
+                                                             model_overrides={"patch_size": 8}, image_size=32)))  # fmt: skip
+    assert plain.abs_pos is False and "pos_embed" not in plain.state_dict()
+
+
+def test_small_sar_jepa_recipe_follows_the_paper_ratios() -> None:
+    """grid 14 → window 7, 4 windows, predictor 8 blocks behind 12 (issue 17 point 3), scaled to the recipe."""
+    from sardata.recipes import load_yaml
+
+    cfg = load_yaml(Path(__file__).resolve().parents[1] / "pipelines" / "sar-jepa-pretrain-cpu-small.yaml")
+    o = cfg.model_overrides
+    grid = o["img_size"] // o["patch_size"]
+    assert o["window_size"] == grid // 2 and o["num_window"] == 4
+    assert o["decoder_depth"] == round(8 * o["depth"] / 12)
+    assert cfg.gr_radii is None  # the default rule: the paper radii scaled to img_size

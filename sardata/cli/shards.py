@@ -38,6 +38,10 @@ def build_shards_cmd(
     size: Annotated[int | None, typer.Option(help="Target side for non-keep size policies.")] = None,
     targets: Annotated[str, typer.Option(help="Precomputed targets: '' or 'gr'.")] = "",
     gr_codec: Annotated[str, typer.Option(help="gr.npy storage: float32 | float16 | uint16.")] = "float32",
+    gr_radii: Annotated[
+        str | None,
+        typer.Option(help="GR radii, e.g. 1,3,4,5 (default: the paper's 5,9,13,17 scaled by --size/224)."),
+    ] = None,
     test_ratio: Annotated[float, typer.Option(help="Share of each class's pool samples sent to test.")] = 0.0,
     val_ratio: Annotated[float, typer.Option(help="Share of each class's pool samples sent to val.")] = 0.0,
     split_seed: Annotated[int, typer.Option(help="Seed of the pool split.")] = 0,
@@ -68,7 +72,7 @@ def build_shards_cmd(
 
     cfg = BuildConfig(
         where=where, size_policy=size_policy, size=size, targets=tuple(t for t in targets.split(",") if t),
-        gr_codec=gr_codec, test_ratio=test_ratio, val_ratio=val_ratio, split_seed=split_seed,
+        gr_codec=gr_codec, gr_radii=_ints(gr_radii) or None, test_ratio=test_ratio, val_ratio=val_ratio, split_seed=split_seed,
         shots=_ints(shots), seeds=_ints(seeds) or ((0,) if shots else ()), long_tail=_ints(long_tail),
         holdout=holdout, max_shard_bytes=shard_size, max_shard_samples=max_count, normalise=normalise,
         channel=channel, radarpos20k=radarpos20k, radarpos_seed=radarpos_seed,

@@ -11,7 +11,9 @@ Forward for a batch of N images on a G×G patch grid (G = img_size / patch_size;
    and independent per sequence; masked tokens are replaced by ``mask_token`` in the **encoder input**; cls is
    prepended. Nothing is dropped.
 5. LoMaR-SAR: encoder → norm → ``encoder_pred`` → predictor blocks (iRPE) → ``decoder_norm`` → ``decoder_pred``
-   → drop cls → ``(N·num_window, window_size², 4·p²)``; target = GR patch targets (``gr-targets.md`` §3).
+   → drop cls → ``(N·num_window, window_size², R·p²)``; target = GR patch targets (``gr-targets.md`` §3) at
+   ``gr_radii`` (R radii; default the paper's (5, 9, 13, 17) scaled to ``img_size``: r·size/224 rounded, ≥ 1,
+   exact at 224 — issue 17).
    LoMaR-pix: encoder → norm → ``decoder_norm`` → ``decoder_pred`` (linear decoder) → ``(…, p²)``; target =
    the raw image patches (no normalisation).
 6. Loss: per-token mean of squared error over features, averaged over masked tokens only (all sequences pooled).
@@ -27,7 +29,7 @@ head keys missing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import torch
@@ -35,7 +37,8 @@ from timm.layers import PatchEmbed
 from torch import nn
 
 from sardata.errors import ConfigError
-from sardata.features.gr import GR_RADII, gr_maps, patchify
+from sardata.features.gr import gr_maps, patchify
+from sardata.features.grcodec import check_radii, scaled_radii
 from sardata.models._registry import register_model
 from sardata.models.layers.attention import Block, init_weights_xavier, norm_layer
 
@@ -70,6 +73,7 @@ class LoMaRSAR(nn.Module):
         mask_ratio: float = 0.8,
         window_sampling: WindowSampling = "per_batch",
         target: Target = "gr",
+        gr_radii: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         self._check_config(img_size, patch_size, window_size, num_window, mask_ratio, window_sampling, target)
@@ -80,6 +84,8 @@ class LoMaRSAR(nn.Module):
         self.num_mask = int(window_size * window_size * mask_ratio)
         self.window_sampling: WindowSampling = window_sampling
         self.target: Target = target
+        #: GR radii of the targets; default: the paper's scaled to ``img_size`` (grcodec.scaled_radii)
+        self.gr_radii = check_radii(gr_radii) if gr_radii is not None else scaled_radii(img_size)
         self.num_features = self.embed_dim = embed_dim
 
         # encoder (names shared with VisionTransformerIRPE)
@@ -91,7 +97,7 @@ class LoMaRSAR(nn.Module):
 
         # predictor / decoder
         if target == "gr":
-            self.out_dim = len(GR_RADII) * patch_size * patch_size
+            self.out_dim = len(self.gr_radii) * patch_size * patch_size
             self.encoder_pred: nn.Module = nn.Linear(embed_dim, decoder_embed_dim)
             self.decoder_blocks = nn.ModuleList(
                 Block(decoder_embed_dim, decoder_num_heads, mlp_ratio=mlp_ratio) for _ in range(decoder_depth)
@@ -192,10 +198,12 @@ class LoMaRSAR(nn.Module):
                 return patchify(images.float(), self.patch_size)  # (N, G², p²)
             gr = batch.get("gr")
             if gr is None:
-                gr = gr_maps(images.float(), keys=sample_keys(batch))  # (N, 4, H, W)
-            elif gr.shape[0] != images.shape[0] or gr.shape[1] != len(GR_RADII) or gr.shape[2:] != images.shape[2:]:
+                gr = gr_maps(images.float(), self.gr_radii, keys=sample_keys(batch))  # (N, R, H, W)
+            elif (
+                gr.shape[0] != images.shape[0] or gr.shape[1] != len(self.gr_radii) or gr.shape[2:] != images.shape[2:]
+            ):
                 raise ConfigError(
-                    f"batch['gr'] has shape {tuple(gr.shape)}, expected {(images.shape[0], len(GR_RADII))} + "
+                    f"batch['gr'] has shape {tuple(gr.shape)}, expected {(images.shape[0], len(self.gr_radii))} + "
                     f"{tuple(images.shape[2:])} (precomputed GR must match the image view; rebuild the shards)"
                 )
             return patchify(gr.float(), self.patch_size)  # (N, G², 4·p²), scale-major

@@ -5,8 +5,10 @@ only in the encoder, fixed 2-D sin-cos absolute positions, 8-block 512-d decoder
 Positions are persistent buffers ``pos_embed`` / ``decoder_pos_embed`` (cls slot = zeros), so they are in the
 state_dict under MAE's names but never trained. Encoder names (``patch_embed.proj``, ``cls_token``, ``blocks.*``,
 ``norm``) match :class:`~sardata.models.vit_irpe.VisionTransformerIRPE`; load with
-``load_pretrained(model, sd, allow_missing=MAE_ALLOW_MISSING)`` (the iRPE tables keep their zero init, and
-``pos_embed`` is ignored — the downstream backbone has no absolute position).
+``load_pretrained(model, sd, allow_missing=MAE_ALLOW_MISSING)`` (the iRPE tables keep their zero init). The
+few-shot protocol builds the downstream backbone with ``abs_pos=True`` for an MAE checkpoint (``abs_pos`` in the
+recipe; default on for MAE), so ``pos_embed`` is loaded and the encoder sees the positions it was pretrained
+with; with ``abs_pos: false`` it is ignored (the paper's downstream has no absolute position).
 
 All randomness comes from the ``torch.Generator`` passed to :meth:`MaskedAutoencoder.forward_loss`.
 """
@@ -25,26 +27,7 @@ from sardata.errors import ConfigError
 from sardata.features.gr import patchify
 from sardata.models._registry import register_model
 from sardata.models.layers.attention import init_weights_xavier, norm_layer
-
-
-def sincos_pos_embed_2d(dim: int, grid: int, cls_token: bool = True) -> torch.Tensor:
-    """``(grid² + cls, dim)`` float32 fixed 2-D sin-cos positions (MAE layout: first half of the channels encode
-    the column, second half the row; each half is [sin | cos] over geometric frequencies 1/10000^(2i/(dim/2)));
-    the cls row is zeros."""
-    if dim % 4:
-        raise ConfigError(f"sin-cos positions need an embed dim divisible by 4, got {dim}")
-    omega = 1.0 / 10000 ** (torch.arange(dim // 4, dtype=torch.float64) / (dim / 4))  # (D/4,)
-    coords = torch.arange(grid, dtype=torch.float64)
-    rows, cols = torch.meshgrid(coords, coords, indexing="ij")
-
-    def embed(pos: torch.Tensor) -> torch.Tensor:
-        out = pos.reshape(-1)[:, None] * omega[None]  # (G², D/4)
-        return torch.cat([out.sin(), out.cos()], dim=1)  # (G², D/2)
-
-    table = torch.cat([embed(cols), embed(rows)], dim=1)  # (G², D)
-    if cls_token:
-        table = torch.cat([torch.zeros(1, dim, dtype=table.dtype), table], dim=0)
-    return table.float()
+from sardata.models.layers.pos import sincos_pos_embed_2d
 
 
 class MaskedAutoencoder(nn.Module):

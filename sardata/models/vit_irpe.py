@@ -32,6 +32,7 @@ from sardata.models._registry import register_model
 from sardata.models.layers.attention import Block, norm_layer
 from sardata.models.layers.heads import FreezableEncoder
 from sardata.models.layers.irpe import normalise_lookup_table
+from sardata.models.layers.pos import sincos_pos_embed_2d
 
 HeadKind = Literal["finetune", "linear"]
 #: what an MAE checkpoint lacks compared with this backbone (it has absolute positions instead of iRPE tables)
@@ -56,6 +57,7 @@ class VisionTransformerIRPE(FreezableEncoder, nn.Module):
         mlp_ratio: float = 4.0,
         num_classes: int = 0,
         drop_path_rate: float = 0.0,
+        abs_pos: bool = False,
     ) -> None:
         super().__init__()
         if img_size % patch_size:
@@ -64,6 +66,9 @@ class VisionTransformerIRPE(FreezableEncoder, nn.Module):
         self.num_features = self.embed_dim = embed_dim
         self.patch_embed = PatchEmbed(img_size, patch_size, in_chans=1, embed_dim=embed_dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        self.abs_pos = abs_pos
+        if abs_pos:  # MAE's fixed sin-cos positions (a buffer, loaded from an MAE checkpoint with the same values)
+            self.register_buffer("pos_embed", sincos_pos_embed_2d(embed_dim, img_size // patch_size)[None])
         rates = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]  # timm's linear decay rule
         self.blocks = nn.ModuleList(
             Block(embed_dim, num_heads, mlp_ratio=mlp_ratio, drop_path=r, rpe=True) for r in rates
@@ -125,6 +130,8 @@ class VisionTransformerIRPE(FreezableEncoder, nn.Module):
         """``(N, 1, H, W)`` → all tokens after the final norm, ``(N, 1 + H/p·W/p, D)``."""
         x = self.patch_embed(x)  # (N, L, D)
         x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)  # (N, 1 + L, D)
+        if self.abs_pos:
+            x = x + self.pos_embed  # cls row is zeros, as in MAE
         for blk in self.blocks:
             x = blk(x)
         return self.norm(x)

@@ -63,6 +63,7 @@ class BuildConfig:
     size: int | None = None
     targets: tuple[str, ...] = ()
     gr_codec: str = "float32"
+    gr_radii: tuple[int, ...] | None = None  # None: the paper's radii scaled to `size` (keep: the paper's)
     test_ratio: float = 0.0
     val_ratio: float = 0.0
     split_seed: int = 0
@@ -80,7 +81,7 @@ class BuildConfig:
     radarpos_seed: int = 0
 
     def __post_init__(self) -> None:
-        from sardata.features.grcodec import GR_CODECS
+        from sardata.features.grcodec import GR_CODECS, check_radii
 
         if self.size_policy not in SIZE_POLICIES:
             raise ConfigError(f"size policy {self.size_policy!r}; choose from {SIZE_POLICIES}")
@@ -90,6 +91,18 @@ class BuildConfig:
             raise ConfigError(f"unknown targets {sorted(set(self.targets) - {'gr'})}; available: gr")
         if self.gr_codec not in GR_CODECS:
             raise ConfigError(f"GR codec {self.gr_codec!r}; choose from {sorted(GR_CODECS)}")
+        if self.gr_radii is not None:
+            object.__setattr__(self, "gr_radii", check_radii(self.gr_radii))
+
+    @property
+    def resolved_gr_radii(self) -> tuple[int, ...]:
+        """The radii GR targets are computed with: ``gr_radii``, else the paper's scaled to the output ``size``
+        (``grcodec.scaled_radii``); with ``size_policy="keep"`` sizes vary per sample, so the paper's radii."""
+        from sardata.features.grcodec import GR_RADII, scaled_radii
+
+        if self.gr_radii is not None:
+            return self.gr_radii
+        return GR_RADII if self.size_policy == "keep" else scaled_radii(self.size)
         if self.normalise not in (None, "unit-magnitude"):
             raise ConfigError(f"normalise {self.normalise!r}; choose unit-magnitude (or leave unset)")
         if self.max_shard_bytes < 10240:
@@ -322,7 +335,8 @@ def _sample_fields(row: Any, cfg: BuildConfig) -> tuple[dict[str, bytes], dict[s
         from sardata.radiometry import gr_input
 
         plane = img[0] if cfg.normalise else gr_input(img)
-        maps = gr_maps(torch.from_numpy(np.ascontiguousarray(plane))[None, None], keys=[row.key])[0].numpy()
+        tensor = torch.from_numpy(np.ascontiguousarray(plane))[None, None]
+        maps = gr_maps(tensor, cfg.resolved_gr_radii, keys=[row.key])[0].numpy()
         out["gr.npy"] = encode_npy(encode_gr(maps, cfg.gr_codec))
     if not pd.isna(row.label):
         out["cls"] = str(int(row.label)).encode()
@@ -470,7 +484,7 @@ def _run(plans, df, cfg, out, cfg_sha, workers, progress, engine="local"):
 
 
 def _merge(out, df, sources, plans, results, cfg, config, cfg_sha, identities, class_maps) -> BuildResult:
-    from sardata.features.grcodec import GR_EPS, GR_RADII, GR_VERSION
+    from sardata.features.grcodec import GR_EPS, GR_VERSION
 
     by_name = {r["name"]: r for r in results}
     loc: dict[str, dict] = {}
@@ -525,7 +539,7 @@ def _merge(out, df, sources, plans, results, cfg, config, cfg_sha, identities, c
         "features": {
             "gr": {
                 "version": GR_VERSION,
-                "radii": list(GR_RADII),
+                "radii": list(cfg.resolved_gr_radii),
                 "eps": GR_EPS,
                 "padding": "reflect",
                 "dtype": cfg.gr_codec,

@@ -6,7 +6,9 @@ is the ``test`` split, the model is the downstream ViT (random init = the superv
 pretraining checkpoint loaded non-strictly), trained 40 epochs with the protocol's AdamW and schedule, then the
 last-epoch model is evaluated once on the full test split (no selection). Results: one JSON row per
 (dataset, protocol, K, seed) in ``results.jsonl``, the aggregate (mean ± std with ddof 0 and 1, 95 % interval) in
-``summary.csv`` / ``summary.md``, and ``fewshot.png``.
+``summary.csv`` / ``summary.md``, and ``fewshot.png``. Every row records the final training accuracy (does the
+run fit its shots?), and the tables carry the pixel 1-NN and nearest-centroid reference rows computed on the same
+splits and views (``references: false`` drops them).
 
 Decisions where the spec is silent:
 
@@ -16,6 +18,10 @@ Decisions where the spec is silent:
 * Input (§3.4): images are scaled to [0, 1] first, then centre-cropped / zero-padded and resized bicubic with
   antialiasing (so small CPU recipes that shrink 128 → 64 px do not alias); the reference resizes 8-bit PIL
   images, which differs only by rounding.
+* A fair MAE arm (issue 17): MAE is pretrained with fixed sin-cos absolute positions, so by default
+  (``abs_pos: null``) a classifier built from an MAE checkpoint keeps them (``VisionTransformerIRPE(abs_pos=True)``,
+  the buffer loaded from the checkpoint) on top of the iRPE attention; ``abs_pos: false`` reproduces the paper's
+  downstream (no absolute positions), ``true`` forces them for any checkpoint.
 * Shuffling and head initialisation use generators seeded from ``SeedSequence([seed, K, …])``; seed 0 is a seed.
 """
 
@@ -33,6 +39,8 @@ import torch.nn.functional as F
 from sardata.config import canonical_json, config_sha256
 from sardata.errors import ConfigError
 from sardata.train.common import load_checkpoint, pick_device, save_checkpoint, seed_int, seeded
+from sardata.train.fewshot_reference import REFERENCE_PROTOCOLS
+from sardata.train.fewshot_reference import predict as reference_predict
 from sardata.train.metrics import aggregate, scores
 from sardata.train.schedule import fewshot_lr
 
@@ -69,6 +77,8 @@ class FinetuneConfig:
     eval_batch: int = 256
     device: str = "auto"
     save_models: bool = False
+    abs_pos: bool | None = None  # keep MAE's sin-cos positions in the downstream ViT; None: on for MAE checkpoints
+    references: bool = True  # pixel 1-NN and nearest-centroid rows on the same splits (fewshot_reference)
 
     def __post_init__(self) -> None:
         if self.kind != "finetune":
@@ -148,6 +158,11 @@ def classifier_spec(cfg: FinetuneConfig) -> tuple[dict[str, Any], dict[str, torc
         ckpt = load_checkpoint(cfg.checkpoint)
         overrides.update({k2: v for k2, v in ckpt.get("model_overrides", {}).items() if k2 in ENCODER_KEYS})
         state = ckpt["model"]
+        is_mae = "mae" in str(ckpt.get("model_name", "")) and "pos_embed" in state
+        if is_mae if cfg.abs_pos is None else cfg.abs_pos:
+            overrides["abs_pos"] = True
+    elif cfg.abs_pos:
+        overrides["abs_pos"] = True
     overrides.update(cfg.model_overrides)
     return overrides, state
 
@@ -224,16 +239,34 @@ def run_one(cfg: FinetuneConfig, k: int, seed: int, data: dict[str, Any], device
         losses = _fit(head, list(head.parameters()), ftr, ytr, cfg, gen, device)
         head.eval()
         logits = _predict(head, feature_cache[cache_key], cfg.eval_batch, device)
+        fitted = _predict(head, ftr, cfg.eval_batch, device)
     else:
         model.train()
         losses = _fit(model, list(model.parameters()), xtr, ytr, cfg, gen, device)
         model.eval()
         logits = _predict(model, xte, cfg.eval_batch, device)
+        fitted = _predict(model, xtr, cfg.eval_batch, device)
     row = {"dataset": data["dataset"], "protocol": cfg.protocol, "shots": k, "seed": seed, "n_train": len(xtr),
            "n_test": len(xte), "preset": cfg.preset, "crop": cfg.crop, "image_size": cfg.image_size,
            "checkpoint": cfg.checkpoint, "final_train_loss": losses[-1],
+           "train_accuracy": float(100.0 * (fitted.argmax(1) == ytr).float().mean()),
            **scores(logits.argmax(1).numpy(), yte.numpy(), data["n_classes"])}  # fmt: skip
     return row, model
+
+
+def reference_rows(cfg: FinetuneConfig, k: int, seed: int, data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The trivial baselines of one (K, seed) split (:mod:`sardata.train.fewshot_reference`), as result rows."""
+    xtr, ytr = data["train"][(k, seed)]
+    xte, yte = data["test"]
+    rows = []
+    for name in REFERENCE_PROTOCOLS:
+        fitted = reference_predict(name, xtr, ytr, xtr)
+        rows.append({"dataset": data["dataset"], "protocol": name, "shots": k, "seed": seed, "n_train": len(xtr),
+                     "n_test": len(xte), "preset": cfg.preset, "crop": cfg.crop, "image_size": cfg.image_size,
+                     "checkpoint": None, "final_train_loss": None, "reference": True,
+                     "train_accuracy": float(100.0 * (fitted == ytr).float().mean()),
+                     **scores(reference_predict(name, xtr, ytr, xte).numpy(), yte.numpy(), data["n_classes"])})  # fmt: skip
+    return rows
 
 
 def run_fewshot(cfg: FinetuneConfig, out: str | Path, progress: Any = None) -> FewShotResult:
@@ -270,9 +303,26 @@ def run_fewshot(cfg: FinetuneConfig, out: str | Path, progress: Any = None) -> F
                     "image_size": cfg.image_size, "model": model.state_dict()})  # fmt: skip
             if progress:
                 progress(i + 1, len(runs), {"K": k, "seed": seed, "acc": row["accuracy"]})
-    summary = aggregate(rows)
+        if cfg.references:
+            for k, seed in runs:
+                refs = reference_rows(cfg, k, seed, data)
+                rows += refs
+                fh.writelines(json.dumps(r, sort_keys=True) + "\n" for r in refs)
+    summary = with_train_accuracy(aggregate(rows), rows)
     write_summary(out, summary, cfg)
     return FewShotResult(out, rows, summary)
+
+
+def with_train_accuracy(summary: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each summary row plus the mean and minimum final training accuracy of its runs (does every run fit its
+    training shots?)."""
+    out = []
+    for r in summary:
+        fit = [x["train_accuracy"] for x in rows if x.get("train_accuracy") is not None
+               and (x["dataset"], x["protocol"], x["shots"]) == (r["dataset"], r["protocol"], r["shots"])]  # fmt: skip
+        out.append({**r, "train_accuracy_mean": float(np.mean(fit)) if fit else float("nan"),
+                    "train_accuracy_min": float(np.min(fit)) if fit else float("nan")})  # fmt: skip
+    return out
 
 
 def write_summary(out: Path, summary: list[dict[str, Any]], cfg: FinetuneConfig | None = None) -> None:
@@ -281,12 +331,14 @@ def write_summary(out: Path, summary: list[dict[str, Any]], cfg: FinetuneConfig 
 
     df = pd.DataFrame(summary)
     df.to_csv(out / "summary.csv", index=False)
-    lines = ["| dataset | protocol | K | runs | accuracy % (mean ± std, ddof 0) | ddof 1 | 95% CI ± | macro-F1 |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    lines = ["| dataset | protocol | K | runs | accuracy % (mean ± std, ddof 0) | ddof 1 | 95% CI ± | macro-F1 | "
+             "train acc % (mean / min) |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for r in summary:
-        lines.append(f"| {r['dataset']} | {r['protocol']} | {r['shots']} | {r['runs']} | "
+        ref = " (reference)" if r["protocol"] in REFERENCE_PROTOCOLS else ""
+        lines.append(f"| {r['dataset']} | {r['protocol']}{ref} | {r['shots']} | {r['runs']} | "
                      f"{r['accuracy_mean']:.2f} ± {r['accuracy_std']:.2f} | {r['accuracy_std_ddof1']:.2f} | "
-                     f"{r['accuracy_ci95']:.2f} | {r['macro_f1_mean']:.4f} ± {r['macro_f1_std']:.4f} |")  # fmt: skip
+                     f"{r['accuracy_ci95']:.2f} | {r['macro_f1_mean']:.4f} ± {r['macro_f1_std']:.4f} | "
+                     f"{r.get('train_accuracy_mean', float('nan')):.1f} / {r.get('train_accuracy_min', float('nan')):.1f} |")  # fmt: skip
     if cfg is not None:
         lines.append(f"\npreset {cfg.preset}, crop {cfg.crop}, image {cfg.image_size}, checkpoint {cfg.checkpoint}")
     (out / "summary.md").write_text("\n".join(lines) + "\n")

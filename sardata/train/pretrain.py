@@ -62,6 +62,7 @@ class PretrainConfig:
     view: str | None = None
     image_size: int = 224
     gr_mode: str = "online"  # online | precomputed (sar-jepa.md §2, gr-targets.md §5)
+    gr_radii: list[int] | None = None  # GR target radii for a GR model; None = the model's default (scaled to size)
     crop_scale: list[float] = field(default_factory=lambda: [0.2, 1.0])
     crop_ratio: list[float] = field(default_factory=lambda: [3 / 4, 4 / 3])
     hflip: bool = True
@@ -137,6 +138,25 @@ def build_transform(cfg: PretrainConfig, modality: str, train: bool = True) -> A
 
         return RadarView(**{"train": train, "seed": cfg.seed, **cfg.radar_view})
     raise ConfigError(f"no training view for modality {modality!r}")
+
+
+def check_gr_radii(model: torch.nn.Module, indexes: list[Any], gr_mode: str) -> list[int] | None:
+    """The model's GR radii (``None`` for models without GR targets); with ``gr_mode="precomputed"`` every
+    dataset's card must record the same radii (``features.gr.radii``), else a ConfigError says how to fix it:
+    a target at other radii is another target (issue 17), never silently trained on."""
+    radii = getattr(model, "gr_radii", None)
+    if radii is None or getattr(model, "target", "gr") != "gr":
+        return None
+    if gr_mode == "precomputed":
+        for index in indexes:
+            stored = index.card.get("features", {}).get("gr", {}).get("radii")
+            if stored is not None and [int(r) for r in stored] != list(radii):
+                raise ConfigError(
+                    f"{index.root}: precomputed GR targets use radii {list(stored)}, the model uses {list(radii)}; "
+                    f"rebuild the shards with --gr-radii {','.join(map(str, radii))}, or set gr_radii: "
+                    f"{list(stored)} in the recipe, or use gr_mode: online"
+                )
+    return list(radii)
 
 
 def _split_micro(batch: dict[str, Any], parts: int) -> list[dict[str, Any]]:
@@ -224,8 +244,9 @@ def pretrain(cfg: PretrainConfig, out: str | Path, *, resume: bool = True,
     _prepare_out(out, cfg, sha, dist)
     if dist.ddp:
         torch.distributed.barrier()
+    overrides = {**cfg.model_overrides, **({"gr_radii": list(cfg.gr_radii)} if cfg.gr_radii is not None else {})}
     with seeded(cfg.seed, 0):
-        model = create_model(cfg.model, **cfg.model_overrides)
+        model = create_model(cfg.model, **overrides)
     if getattr(model, "task", None) != "pretrain":
         raise ConfigError(f"model {cfg.model!r} is not a pretraining model (task={getattr(model, 'task', None)})")
     model.to(dist.device)
@@ -235,6 +256,7 @@ def pretrain(cfg: PretrainConfig, out: str | Path, *, resume: bool = True,
                        world_size=dist.world_size, rank=dist.rank, num_workers=cfg.num_workers,
                        transform=transform, weights=cfg.weights, epoch_size=cfg.epoch_size,
                        fields=getattr(transform, "fields", None))  # fmt: skip
+    radii = check_gr_radii(model, ds.indexes, cfg.gr_mode)
     spe = len(ds)
     total, warmup = cfg.epochs * spe, round(cfg.warmup_epochs * spe)
     step, loader_state, resumed = 0, None, None
@@ -262,7 +284,7 @@ def pretrain(cfg: PretrainConfig, out: str | Path, *, resume: bool = True,
             state = ds.state_dict(step % spe)
             state["epoch"] = step // spe
             save_checkpoint(path, {"kind": "pretrain", "model_name": cfg.model,
-                                   "model_overrides": dict(cfg.model_overrides), "model": model_state(model),
+                                   "model_overrides": overrides, "gr_radii": radii, "model": model_state(model),
                                    "optimizer": opt.state_dict(), "step": step, "loader": state,
                                    "config": json.loads(canonical_json(cfg)), "config_sha256": sha,
                                    "metrics": dict(stats)})  # fmt: skip
