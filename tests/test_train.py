@@ -336,3 +336,33 @@ def test_small_sar_jepa_recipe_follows_the_paper_ratios() -> None:
     assert o["window_size"] == grid // 2 and o["num_window"] == 4
     assert o["decoder_depth"] == round(8 * o["depth"] / 12)
     assert cfg.gr_radii is None  # the default rule: the paper radii scaled to img_size
+
+
+def test_input_norm_and_min_steps(tmp_path: Path) -> None:
+    from sardata.models import create_model
+    from sardata.models.layers.inputs import normalise_input
+    from sardata.train.common import save_checkpoint
+    from sardata.train.finetune import classifier_spec, epochs_for
+
+    x = torch.rand(3, 1, 16, 16) * 0.2
+    z = normalise_input(x, "image")
+    assert torch.allclose(z.mean(dim=(1, 2, 3)), torch.zeros(3), atol=1e-5)
+    assert torch.allclose(z.std(dim=(1, 2, 3), unbiased=False), torch.ones(3), atol=1e-4)
+    assert (normalise_input(torch.full((1, 1, 4, 4), 0.3), "image") == 0).all()  # flat image → 0
+    vit = create_model("test_vit_irpe", img_size=32, patch_size=8).eval()
+    with torch.no_grad():  # per-image standardisation: a gain and an offset of the input change nothing
+        assert torch.allclose(vit.forward_features(x[:, :, :, :].repeat(1, 1, 2, 2)),
+                              vit.forward_features(3 * x.repeat(1, 1, 2, 2) + 0.1), atol=1e-4)  # fmt: skip
+    with pytest.raises(ConfigError, match="input_norm"):
+        create_model("test_vit_irpe", input_norm="dataset")
+    mae = create_model("test_mae", img_size=32, patch_size=8)
+    for stored, expect in (({"input_norm": "image"}, "image"), ({}, "none")):  # a legacy checkpoint saw raw inputs
+        save_checkpoint(tmp_path / "c.pt", {"kind": "pretrain", "model_name": "test_mae", "model": mae.state_dict(),
+                                            "model_overrides": {"img_size": 32, "patch_size": 8}, **stored})  # fmt: skip
+        cfg = FinetuneConfig(kind="finetune", name="m", data="x", model="test_vit_irpe", checkpoint=str(tmp_path / "c.pt"),
+                             model_overrides={"patch_size": 8}, image_size=32)  # fmt: skip
+        assert classifier_spec(cfg)[0]["input_norm"] == expect
+    cfg = FinetuneConfig(kind="finetune", name="m", data="x", batch_size=50, epochs=40, min_steps=400)
+    assert (
+        epochs_for(cfg, 100) == 200 and epochs_for(cfg, 20) == 400 and epochs_for(replace(cfg, min_steps=0), 100) == 40
+    )

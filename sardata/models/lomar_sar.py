@@ -41,6 +41,7 @@ from sardata.features.gr import gr_maps, patchify
 from sardata.features.grcodec import check_radii, scaled_radii
 from sardata.models._registry import register_model
 from sardata.models.layers.attention import Block, init_weights_xavier, norm_layer
+from sardata.models.layers.inputs import check_input_norm, normalise_input
 
 WindowSampling = Literal["per_batch", "per_image"]
 Target = Literal["gr", "pixel"]
@@ -74,6 +75,7 @@ class LoMaRSAR(nn.Module):
         window_sampling: WindowSampling = "per_batch",
         target: Target = "gr",
         gr_radii: Sequence[int] | None = None,
+        input_norm: str = "image",
     ) -> None:
         super().__init__()
         self._check_config(img_size, patch_size, window_size, num_window, mask_ratio, window_sampling, target)
@@ -86,6 +88,7 @@ class LoMaRSAR(nn.Module):
         self.target: Target = target
         #: GR radii of the targets; default: the paper's scaled to ``img_size`` (grcodec.scaled_radii)
         self.gr_radii = check_radii(gr_radii) if gr_radii is not None else scaled_radii(img_size)
+        self.input_norm = check_input_norm(input_norm)  # encoder input only; targets use the raw images
         self.num_features = self.embed_dim = embed_dim
 
         # encoder (names shared with VisionTransformerIRPE)
@@ -213,7 +216,7 @@ class LoMaRSAR(nn.Module):
         images = batch["image"]  # (N, 1, H, W)
         n = images.shape[0]
         windows = self.sample_windows(n, generator, images.device)  # (N, W, 2)
-        tokens = self.gather_windows(self.patch_embed(images), windows)  # (N·W, S, D)
+        tokens = self.gather_windows(self.patch_embed(normalise_input(images, self.input_norm)), windows)
         mask = self.sample_mask(tokens.shape[0], generator, images.device)  # (N·W, S)
         pred = self.forward_decoder(self.forward_encoder(tokens, mask))  # (N·W, S, F)
         target = self.gather_windows(self.patch_targets(batch), windows)  # (N·W, S, F)

@@ -27,6 +27,7 @@ from sardata.errors import ConfigError
 from sardata.features.gr import patchify
 from sardata.models._registry import register_model
 from sardata.models.layers.attention import init_weights_xavier, norm_layer
+from sardata.models.layers.inputs import check_input_norm, normalise_input
 from sardata.models.layers.pos import sincos_pos_embed_2d
 
 
@@ -50,11 +51,13 @@ class MaskedAutoencoder(nn.Module):
         decoder_num_heads: int = 16,
         mask_ratio: float = 0.75,
         norm_pix_loss: bool = True,
+        input_norm: str = "image",
     ) -> None:
         super().__init__()
         if img_size % patch_size:
             raise ConfigError(f"img_size {img_size} is not a multiple of patch_size {patch_size}")
         self.img_size, self.patch_size = img_size, patch_size
+        self.input_norm = check_input_norm(input_norm)  # encoder input only; the pixel target stays raw
         self.grid = img_size // patch_size
         self.num_patches = self.grid**2
         self.num_mask = int(self.num_patches * mask_ratio)
@@ -100,7 +103,7 @@ class MaskedAutoencoder(nn.Module):
 
     def forward_encoder(self, images: torch.Tensor, ids_keep: torch.Tensor) -> torch.Tensor:
         """``(N, 1, H, W)`` → encoded visible tokens with cls ``(N, 1 + L_keep, D)``."""
-        x = self.patch_embed(images) + self.pos_embed[:, 1:]  # (N, L, D)
+        x = self.patch_embed(normalise_input(images, self.input_norm)) + self.pos_embed[:, 1:]  # (N, L, D)
         x = torch.gather(x, 1, ids_keep[..., None].expand(-1, -1, x.shape[-1]))  # (N, L_keep, D)
         cls = (self.cls_token + self.pos_embed[:, :1]).expand(x.shape[0], -1, -1)
         x = torch.cat([cls.to(x.dtype), x], dim=1)  # (N, 1 + L_keep, D)

@@ -31,6 +31,7 @@ from sardata.errors import ConfigError
 from sardata.models._registry import register_model
 from sardata.models.layers.attention import Block, norm_layer
 from sardata.models.layers.heads import FreezableEncoder
+from sardata.models.layers.inputs import check_input_norm, normalise_input
 from sardata.models.layers.irpe import normalise_lookup_table
 from sardata.models.layers.pos import sincos_pos_embed_2d
 
@@ -58,6 +59,7 @@ class VisionTransformerIRPE(FreezableEncoder, nn.Module):
         num_classes: int = 0,
         drop_path_rate: float = 0.0,
         abs_pos: bool = False,
+        input_norm: str = "image",
     ) -> None:
         super().__init__()
         if img_size % patch_size:
@@ -67,6 +69,7 @@ class VisionTransformerIRPE(FreezableEncoder, nn.Module):
         self.patch_embed = PatchEmbed(img_size, patch_size, in_chans=1, embed_dim=embed_dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.abs_pos = abs_pos
+        self.input_norm = check_input_norm(input_norm)
         if abs_pos:  # MAE's fixed sin-cos positions (a buffer, loaded from an MAE checkpoint with the same values)
             self.register_buffer("pos_embed", sincos_pos_embed_2d(embed_dim, img_size // patch_size)[None])
         rates = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]  # timm's linear decay rule
@@ -128,7 +131,7 @@ class VisionTransformerIRPE(FreezableEncoder, nn.Module):
     # ---------------------------------------------------------------------------------------- forward
     def forward_tokens(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, 1, H, W)`` → all tokens after the final norm, ``(N, 1 + H/p·W/p, D)``."""
-        x = self.patch_embed(x)  # (N, L, D)
+        x = self.patch_embed(normalise_input(x, self.input_norm))  # (N, L, D)
         x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)  # (N, 1 + L, D)
         if self.abs_pos:
             x = x + self.pos_embed  # cls row is zeros, as in MAE

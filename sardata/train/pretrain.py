@@ -284,7 +284,8 @@ def pretrain(cfg: PretrainConfig, out: str | Path, *, resume: bool = True,
             state = ds.state_dict(step % spe)
             state["epoch"] = step // spe
             save_checkpoint(path, {"kind": "pretrain", "model_name": cfg.model,
-                                   "model_overrides": overrides, "gr_radii": radii, "model": model_state(model),
+                                   "model_overrides": overrides, "gr_radii": radii,
+                                   "input_norm": getattr(model, "input_norm", None), "model": model_state(model),
                                    "optimizer": opt.state_dict(), "step": step, "loader": state,
                                    "config": json.loads(canonical_json(cfg)), "config_sha256": sha,
                                    "metrics": dict(stats)})  # fmt: skip
