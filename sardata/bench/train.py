@@ -36,11 +36,12 @@ def _child(mode: str, recipe: str, device: str, steps: int, warmup: int, batch: 
     dev = pick_device(device)
     n = batch or cfg.global_batch
     with seeded(0, 0):
-        model = create_model(cfg.model, **cfg.model_overrides).to(dev)
+        overrides = {**cfg.model_overrides, **({"gr_radii": cfg.gr_radii} if cfg.gr_radii is not None else {})}
+        model = create_model(cfg.model, **overrides).to(dev)
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=1e-4)
     gen = torch.Generator().manual_seed(0)
     images = (torch.empty(n, 1, cfg.image_size, cfg.image_size).exponential_(generator=gen) * 0.25).clamp_(0, 1)
-    gr = gr_maps(images) if mode == "precomputed" else None
+    gr = gr_maps(images, model.gr_radii) if mode == "precomputed" else None  # the model's own radii
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     times = []
