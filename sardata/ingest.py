@@ -378,9 +378,10 @@ def _run(
     engine: str = "local",
 ) -> Iterator[dict[str, Any]]:
     if engine == "ray":
-        from sardata.engines.ray import run_ingest
+        from sardata.engines.ray import map_units
 
-        yield from run_ingest(tasks, source_id, root, opts, out, fingerprint, workers, progress)
+        init_args = (source_id, str(root), opts, str(out), fingerprint)
+        yield from map_units(_init_worker, init_args, _run_task, tasks, workers, progress)
         return
     total = len(tasks)
     if workers <= 1:

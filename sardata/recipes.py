@@ -154,21 +154,3 @@ def _build(cls: type, data: Any, where: str) -> Any:
             value = [_build(typing.get_args(hint)[0], v, f"{where}:{name}") for v in value]
         kwargs[name] = value
     return cls(**kwargs)
-
-
-def run_pipeline(path: str | os.PathLike[str]) -> list[str]:
-    """Run each step of a pipeline recipe through the CLI (in-process); return the step names run."""
-    from sardata.cli import app
-
-    recipe = load_yaml(path)
-    if not isinstance(recipe, PipelineRecipe):
-        raise ConfigError(f"{path}: kind {recipe.kind!r} is not a pipeline")
-    done = []
-    for step in recipe.steps:
-        try:
-            app([str(a) for a in step.args], standalone_mode=False)
-        except SystemExit as exc:
-            if exc.code not in (0, None):
-                raise ConfigError(f"{path}: step {step.name!r} exited with {exc.code}") from exc
-        done.append(step.name)
-    return done

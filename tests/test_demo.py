@@ -44,12 +44,13 @@ def test_chips_are_seeded_and_have_target_contrast() -> None:
 
 
 def test_pipeline_recipe_runs(tmp_path: Path) -> None:
-    from sardata.recipes import run_pipeline
+    from sardata.cli import app
+    from sardata.cli.run import run_pipeline
 
     cwd = os.getcwd()
     os.chdir(tmp_path)
     try:
-        assert run_pipeline(REPO / "pipelines" / "demo.yaml") == [
+        assert run_pipeline(REPO / "pipelines" / "demo.yaml", app) == [
             "simulate",
             "ingest-raw",
             "ingest-jpeg",

@@ -129,7 +129,8 @@ def acd(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def test_build_shards_dataset_and_pipeline_where_execute_nothing(acd: tuple[Path, Path], tmp_path: Path) -> None:
-    from sardata.recipes import run_pipeline
+    from sardata.cli import app
+    from sardata.cli.run import run_pipeline
     from sardata.stream.dataset import ShardDataset
 
     ingest_dir, ds = acd
@@ -147,7 +148,7 @@ def test_build_shards_dataset_and_pipeline_where_execute_nothing(acd: tuple[Path
         f"\"@os.system('touch {marker}') == 0\"]\n"
     )
     with pytest.raises(SardataError):
-        run_pipeline(recipe)
+        run_pipeline(recipe, app)
     assert not marker.exists()
     # valid filters keep working end to end
     build_shards([ingest_dir], tmp_path / "ok", BuildConfig(where="label_name != 'A220'"))

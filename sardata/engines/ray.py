@@ -1,10 +1,10 @@
 """Ray Data execution of ingest units and shard builds (``--engine ray``).
 
 The pipeline is the local one with Ray as the pool: the driver lists the work (input files, or the shard plan
-computed from the manifest alone), Ray Data maps it over a pool of actors — each actor runs the module's own
-initialiser once (``sardata.ingest._init_worker`` / ``sardata.shards.build._init``) and then the same per-unit
-function (``process_unit`` via ``_run_task``, ``_build_one``) — and the driver merges the results with the
-engine-independent merge (``sardata.ingest.merge`` in file order, ``sardata.shards.build._merge`` in plan order).
+computed from the manifest alone), Ray Data maps it over a pool of actors with :func:`map_units` — each actor
+runs the caller's initialiser once and then the caller's per-unit function (ingest and build-shards pass their
+own; this module imports neither) — and the driver merges the results with the engine-independent merge
+(ingest in file order, build-shards in plan order).
 Units and shards are written by the workers straight to their final, deterministic paths under ``out`` (temp +
 fsync + rename), so the bytes are those of the local engine; results travel back as JSON (``_build_one`` writes
 the same dict to its sidecar).
@@ -22,7 +22,6 @@ import json
 import logging
 import warnings
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 from sardata.engines import import_ray
@@ -36,64 +35,30 @@ def _fetch(shared: list[Any]) -> tuple:
     return ray.get(shared[0])
 
 
-class _IngestActor:
-    """One Ray actor = one ingest worker process (the adapter is built once, as in the local pool)."""
+class _UnitActor:
+    """One Ray actor = one worker process of the caller's pool: the caller's initialiser runs once, then the
+    caller's per-item function runs per row (this module knows no caller: ingest and build-shards pass theirs)."""
 
     def __init__(self, shared: list[Any]) -> None:
-        from sardata.ingest import _init_worker
-
-        tasks, source_id, root, opts, out, fingerprint = _fetch(shared)
-        _init_worker(source_id, root, opts, out, fingerprint)
-        self.tasks = tasks
+        init, init_args, fn, items = _fetch(shared)
+        init(*init_args)
+        self.fn, self.items = fn, items
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
-        from sardata.ingest import _run_task
-
-        return {"i": row["i"], "result": json.dumps(_run_task(self.tasks[row["i"]]))}
+        return {"i": row["i"], "result": json.dumps(self.fn(self.items[row["i"]]))}
 
 
-class _BuildActor:
-    """One Ray actor = one shard writer (rows, config and output directory loaded once)."""
-
-    def __init__(self, shared: list[Any]) -> None:
-        from sardata.shards.build import _init
-
-        plans, df, cfg, out, cfg_sha = _fetch(shared)
-        _init(df, cfg, out, cfg_sha)
-        self.plans = plans
-
-    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
-        from sardata.shards.build import _build_one
-
-        return {"i": row["i"], "result": json.dumps(_build_one(self.plans[row["i"]]))}
-
-
-def run_ingest(
-    tasks: list[Any],
-    source_id: str,
-    root: Path,
-    opts: Any,
-    out: Path,
-    fingerprint: str,
+def map_units(
+    init: Callable[..., None],
+    init_args: tuple,
+    fn: Callable[[Any], Any],
+    items: list[Any],
     workers: int,
     progress: Callable[[int, int], None] | None,
-) -> Iterator[dict[str, Any]]:
-    """Yield one ``sources`` row per task (any order), as ``sardata.ingest._run`` does."""
-    args = (tasks, source_id, str(root), opts, str(out), fingerprint)
-    yield from _map(_IngestActor, args, len(tasks), workers, progress)
-
-
-def run_build(
-    plans: list[Any],
-    df: Any,
-    cfg: Any,
-    out: Path,
-    cfg_sha: str,
-    workers: int,
-    progress: Callable[[int, int], None] | None,
-) -> Iterator[dict[str, Any]]:
-    """Yield one ``_build_one`` result per planned shard (any order), as ``sardata.shards.build._run`` does."""
-    yield from _map(_BuildActor, (plans, df, cfg, str(out), cfg_sha), len(plans), workers, progress)
+) -> Iterator[Any]:
+    """Yield ``fn(item)`` for every item (any order) on a Ray actor pool, each actor set up by
+    ``init(*init_args)``, as the local process pool does; ``fn`` must return JSON-safe values."""
+    yield from _map(_UnitActor, (init, init_args, fn, items), len(items), workers, progress)
 
 
 def _map(actor: type, args: tuple, n: int, workers: int, progress: Callable[[int, int], None] | None) -> Iterator[Any]:
@@ -145,4 +110,4 @@ def _quiet(ray: Any) -> Iterator[None]:
             setattr(ctx, k, v)
 
 
-__all__ = ["run_build", "run_ingest"]
+__all__ = ["map_units"]

@@ -460,9 +460,9 @@ def _build_shards(
 
 def _run(plans, df, cfg, out, cfg_sha, workers, progress, engine="local"):
     if engine == "ray":
-        from sardata.engines.ray import run_build
+        from sardata.engines.ray import map_units
 
-        yield from run_build(plans, df, cfg, out, cfg_sha, workers, progress)
+        yield from map_units(_init, (df, cfg, str(out), cfg_sha), _build_one, plans, workers, progress)
         return
     if workers <= 1 or len(plans) <= 1:
         _init(df, cfg, str(out), cfg_sha)
