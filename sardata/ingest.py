@@ -34,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 
 import sardata
-from sardata._atomic import atomic_path, remove_stale_temps, sha256_file
+from sardata.atomic import atomic_path, remove_stale_temps, sha256_file
 from sardata.config import canonical_json, config_sha256
 from sardata.discovery import InputFile, discover
 from sardata.engines import check_engine
@@ -45,8 +45,7 @@ from sardata.manifest.keys import hashed_key, make_key
 from sardata.manifest.schema import SAMPLES, SCHEMA_VERSION, SOURCES
 from sardata.outlock import output_lock
 from sardata.shards.codecs import check_array, encode_npy
-from sardata.sources._base import FileUnit, MemberStatus, Sample, Source
-from sardata.sources._registry import get_source
+from sardata.sources import FileUnit, MemberStatus, Sample, Source, get_source
 from sardata.store import UnitWriter, read_part, read_unit, unit_file, unit_id
 
 LOCK_NAME = "ingest-config.json"

@@ -56,7 +56,7 @@ def _load_for_gr(source: Path, n: int) -> list[tuple[str, np.ndarray]]:
     if source.is_dir():
         df = read_table(source / "samples.parquet", "samples").select(["key", "store_path"]).to_pandas()
         return [(row.key, gr_input(load_arrays(source, row.store_path)["img"])) for row in df.head(n).itertuples()]
-    from sardata.sources._image import decode_image
+    from sardata.sources import decode_image
 
     img, _ = decode_image(source.read_bytes())
     return [(source.name, gr_input(img))]

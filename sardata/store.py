@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from sardata._atomic import atomic_path
+from sardata.atomic import atomic_path
 from sardata.errors import ShardIntegrityError
 
 PART_MEMBER = "part.json"

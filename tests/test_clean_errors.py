@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from sardata._atomic import sha256_file
+from sardata.atomic import sha256_file
 from sardata.cli import app
 from sardata.errors import RejectFile, SardataError, ShardIntegrityError
 from sardata.manifest.io import read_table, write_table

@@ -46,3 +46,50 @@ def test_source_cards_exist_for_every_registered_source() -> None:
 
     for cls in list_sources():
         assert (REPO / "manifests" / "sources" / f"{cls.id}.yaml").is_file(), cls.id
+
+
+def _cross_package_private_imports() -> list[str]:
+    """``from sardata.x import _name`` (or from a private module ``sardata.pkg._mod``) in a module of another
+    package: a private name used outside its package."""
+    import ast
+
+    root = REPO / "sardata"
+    bad = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("sardata")):
+                continue
+            parts = node.module.split(".")
+            target = REPO.joinpath(*parts)
+            package = target if (target / "__init__.py").is_file() else target.parent
+            if package == path.parent:
+                continue
+            private_module = any(p.startswith("_") and not p.startswith("__") for p in parts[1:])
+            for alias in node.names:
+                if private_module or (alias.name.startswith("_") and not alias.name.startswith("__")):
+                    bad.append(f"{path.relative_to(REPO)}:{node.lineno} imports {node.module}.{alias.name}")
+    return bad
+
+
+def test_no_private_name_is_imported_across_packages() -> None:
+    assert _cross_package_private_imports() == []
+
+
+def test_readme_source_table_covers_the_registry() -> None:
+    from sardata.sources import list_sources
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("### Sources") :]
+    rows = {line.split("|")[1].strip().strip("`") for line in table.splitlines() if line.startswith("| `")}
+    assert {cls.id for cls in list_sources()} <= rows
+
+
+def test_models_list_names_every_registered_model() -> None:
+    from typer.testing import CliRunner
+
+    from sardata.cli import app
+    from sardata.models import list_models
+
+    out = CliRunner().invoke(app, ["models", "list", "--tiny"]).output
+    assert all(name in out for name in list_models())
+    assert "test_radarpos" not in CliRunner().invoke(app, ["models", "list"]).output

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURES
 
-from sardata._atomic import remove_stale_temps
+from sardata.atomic import remove_stale_temps
 from sardata.errors import IngestEnvironmentError, OutputLockedError
 from sardata.ingest import _Task, ingest, load_ingest, process_unit
 from sardata.outlock import LOCK_FILE, output_lock

@@ -19,7 +19,7 @@ from conftest import FIXTURES, shared
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sardata._atomic import TMP_PREFIX
+from sardata.atomic import TMP_PREFIX
 from sardata.errors import ConfigError
 from sardata.features.gr import GR_CODECS, decode_gr, gr_maps
 from sardata.ingest import ingest

@@ -108,7 +108,7 @@ class _Handover(IterableDataset):
         import numpy as np
         import torch
 
-        from sardata.stream.dataset import _batch_tensor, _one_storage
+        from sardata.stream.dataset import batch_tensor, one_storage
 
         info = torch.utils.data.get_worker_info()
         worker, n = (0, 1) if info is None else (info.id, info.num_workers)
@@ -118,10 +118,10 @@ class _Handover(IterableDataset):
                 if not isinstance(v, torch.Tensor):
                     out[k] = list(v)
                 elif v.nbytes > 1 << 16:
-                    out[k] = _batch_tensor(tuple(v.shape), np.dtype(v.numpy().dtype), info is not None).fill_(1)
+                    out[k] = batch_tensor(tuple(v.shape), np.dtype(v.numpy().dtype), info is not None).fill_(1)
                 else:
                     small[k] = v.clone()
-            yield out | (_one_storage(small) if info is not None else small)
+            yield out | (one_storage(small) if info is not None else small)
 
 
 def _measure(kind: str, data: Path, workers: int, batch: int = 32, marks: Path | None = None) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from sardata.cli import bench, demo, ingest, manifest, preview, run, shards, sim, stream, train
+from sardata.cli import bench, demo, ingest, manifest, models, preview, run, shards, sim, stream, train
 
 app = typer.Typer(
     name="sardata",
@@ -26,6 +26,7 @@ app.add_typer(ingest.sources_app, name="sources")
 app.command("build-shards")(shards.build_shards_cmd)
 app.add_typer(manifest.app, name="manifest")
 app.add_typer(train.app, name="train")
+app.add_typer(models.app, name="models")
 app.add_typer(bench.app, name="bench")
 app.add_typer(preview.app, name="preview")
 app.add_typer(sim.app, name="sim")

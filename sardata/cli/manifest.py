@@ -108,7 +108,7 @@ def export_cmd(
     out: Annotated[Path | None, typer.Option("--out", "-O", help="Write here instead of stdout.")] = None,
 ) -> None:
     """Describe a built dataset as Croissant JSON-LD (sha256 per shard) or a Hugging Face dataset_info block."""
-    from sardata._atomic import atomic_path
+    from sardata.atomic import atomic_path
     from sardata.manifest.export import export
 
     text = export(root, fmt)

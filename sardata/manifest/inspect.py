@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sardata._atomic import sha256_file
+from sardata.atomic import sha256_file
 from sardata.errors import ChecksumError, ManifestSchemaError
 from sardata.manifest.io import read_card, read_table
 from sardata.safepath import resolve_inside

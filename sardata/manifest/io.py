@@ -11,7 +11,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sardata._atomic import atomic_path
+from sardata.atomic import atomic_path
 from sardata.errors import ManifestSchemaError
 from sardata.manifest.card import check_card
 from sardata.manifest.rows import check_rows

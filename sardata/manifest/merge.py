@@ -29,7 +29,7 @@ import pandas as pd
 import pyarrow as pa
 
 import sardata
-from sardata._atomic import TMP_PREFIX, file_digests, remove_stale_temps, sha256_file
+from sardata.atomic import TMP_PREFIX, file_digests, remove_stale_temps, sha256_file
 from sardata.config import config_sha256
 from sardata.errors import ConfigError
 from sardata.manifest.io import CARD_NAME, read_card, write_card, write_table
@@ -64,10 +64,10 @@ class _Input:
         """A local file with the shard's bytes (remote shards are fetched and verified through the cache)."""
         if self.base is None:
             return resolve_inside(self.root, row["path"], "shard path", "shards.parquet")
-        from sardata.stream.remote import ShardCache, _local_file, resolve
+        from sardata.stream.remote import ShardCache, local_file, resolve
 
         url = resolve(self.base, row["path"])
-        local = _local_file(url)
+        local = local_file(url)
         if local is not None:
             return local
         self.cache = self.cache or ShardCache()

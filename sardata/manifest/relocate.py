@@ -25,7 +25,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
-from sardata._atomic import atomic_write_bytes, sha256_file
+from sardata.atomic import atomic_write_bytes, sha256_file
 from sardata.errors import ConfigError, ManifestSchemaError, ShardIntegrityError
 from sardata.manifest.io import CARD_NAME, read_card, write_card
 from sardata.safepath import check_relpath, resolve_inside

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sardata._atomic import file_digests, sha256_file
+from sardata.atomic import file_digests, sha256_file
 from sardata.manifest.io import read_card, read_table
 from sardata.safepath import resolve_inside
 
@@ -86,10 +86,10 @@ def _verify(root: Path, samples: bool, base: str | None, cache: object) -> Verif
 def _fetch(base: str, shard: dict[str, Any], cache: Any, report: VerifyReport) -> Path | None:
     """The shard under ``base``: a local path, or a verified download (a failed one becomes a problem line)."""
     from sardata.errors import SardataError
-    from sardata.stream.remote import _local_file, resolve
+    from sardata.stream.remote import local_file, resolve
 
     url = resolve(base, shard["path"])
-    local = _local_file(url)
+    local = local_file(url)
     if local is not None:
         return local
     try:

@@ -61,6 +61,15 @@ def list_models(pattern: str = "*") -> list[str]:
     return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
 
 
+def describe_model(name: str) -> str:
+    """The first line of a registered model's docstring (``sardata models list``)."""
+    _load()
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown model {name!r}; available: {', '.join(list_models())}")
+    doc = (_REGISTRY[name].__doc__ or "").strip()
+    return doc.splitlines()[0] if doc else ""
+
+
 def create_model(name: str, **overrides: Any) -> Any:
     """Build a registered model; unknown names raise ``ConfigError`` listing close matches."""
     _load()

@@ -213,7 +213,7 @@ def _build(defaults: dict[str, Any], overrides: Iterable[tuple[str, Any]]) -> Vi
 
 @register_model
 def vit_irpe_base_patch16_1ch(**overrides: Any) -> VisionTransformerIRPE:
-    """ViT-B/16, 1 channel, iRPE on the 14×14 grid, no absolute position (SAR-JEPA downstream backbone)."""
+    """ViT-B/16, 1 channel, iRPE on the 14×14 grid, no absolute position unless abs_pos (SAR-JEPA downstream)."""
     return _build(dict(img_size=224, patch_size=16, embed_dim=768, depth=12, num_heads=12), overrides.items())
 
 

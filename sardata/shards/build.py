@@ -37,7 +37,7 @@ import pandas as pd
 import pyarrow as pa
 
 import sardata
-from sardata._atomic import atomic_path, remove_stale_temps, sha256_file
+from sardata.atomic import atomic_path, remove_stale_temps, sha256_file
 from sardata.config import config_sha256
 from sardata.engines import check_engine
 from sardata.errors import ConfigError, ShardIntegrityError

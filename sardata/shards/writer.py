@@ -16,7 +16,7 @@ import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sardata._atomic import atomic_path, file_digests
+from sardata.atomic import atomic_path, file_digests
 from sardata.errors import ShardIntegrityError
 
 BLOCK = 512

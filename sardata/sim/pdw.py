@@ -920,7 +920,7 @@ def write_h5(path: str | Any, job: FileJob, trains: list[np.ndarray], metas: lis
 
     import h5py
 
-    from sardata._atomic import atomic_path
+    from sardata.atomic import atomic_path
 
     n = len(job.keys)
     lengths = np.fromiter((len(t) for t in trains), np.int64, n)
@@ -1040,7 +1040,7 @@ def write_dataset(
     import json
     from pathlib import Path
 
-    from sardata._atomic import atomic_write_bytes
+    from sardata.atomic import atomic_write_bytes
 
     recipe = {"kind": kind, "global_seed": global_seed, "n_pulses": n_pulses, "t_max_s": t_max,
               "sim_version": SIM_VERSION}  # fmt: skip

@@ -132,11 +132,11 @@ class ShardIndex:
             from sardata.safepath import resolve_inside
 
             return resolve_inside(self.root, info["path"], "shard path", "shards.parquet")  # never outside the root
-        from sardata.stream.remote import ShardCache, _local_file, resolve
+        from sardata.stream.remote import ShardCache, local_file, resolve
 
         url = resolve(self.base_url or str(self.root), info["path"])
         if self.cache is None:
-            local = _local_file(url)
+            local = local_file(url)
             if local is not None:
                 return local  # a relocated local dataset is read in place
             self.cache = ShardCache()
@@ -236,7 +236,7 @@ def collate(samples: list[dict[str, Any]], stacked: dict[str, torch.Tensor] | No
         else:
             out[name] = values
     if shared and len(small) > 1:
-        out.update(_one_storage(small))
+        out.update(one_storage(small))
     return out
 
 
@@ -245,17 +245,17 @@ def _stack(values: list[np.ndarray], shared: bool) -> torch.Tensor:
     different codecs) are promoted by numpy first, as ``np.stack`` always did."""
     dtype = values[0].dtype
     if dtype.isnative and all(v.dtype == dtype for v in values):
-        out = _batch_tensor((len(values), *values[0].shape), dtype, shared)
+        out = batch_tensor((len(values), *values[0].shape), dtype, shared)
         np.stack(values, out=out.numpy())
         return out
     stacked = np.stack(values)
     return torch.from_numpy(stacked if stacked.dtype.isnative else stacked.astype(stacked.dtype.newbyteorder("=")))
 
 
-def _one_storage(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def one_storage(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Copies of small tensors as views of a single shared-memory storage (64-byte aligned sections)."""
     sizes = {k: -(-t.nbytes // 64) * 64 for k, t in tensors.items()}
-    buf = _batch_tensor((sum(sizes.values()),), np.dtype(np.uint8), shared=True)
+    buf = batch_tensor((sum(sizes.values()),), np.dtype(np.uint8), shared=True)
     out, at = {}, 0
     for k, t in tensors.items():
         view = buf[at : at + t.nbytes].view(t.dtype).view(t.shape)
@@ -264,7 +264,7 @@ def _one_storage(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def _batch_tensor(shape: tuple[int, ...], dtype: np.dtype, shared: bool) -> torch.Tensor:
+def batch_tensor(shape: tuple[int, ...], dtype: np.dtype, shared: bool) -> torch.Tensor:
     """An uninitialised batch tensor; in a DataLoader worker it is allocated in shared memory, so handing it to
     the main process costs no copy (what ``default_collate`` does for its own stacks)."""
     tdtype = torch.from_numpy(np.empty(0, dtype)).dtype
@@ -327,7 +327,7 @@ def _read_field_stacked(rows: list[tuple[ShardIndex, Row]], field: str, shared: 
             if math.prod(shape) == 0 or dtype.names or not dtype.isnative:
                 return None  # empty, structured (PDW) or foreign-endian arrays go through the per-sample path
             header = head[:offset]
-            out = _batch_tensor((len(rows), *shape), dtype, shared)
+            out = batch_tensor((len(rows), *shape), dtype, shared)
             view = out.numpy().reshape(len(rows), -1).view(np.uint8)
             fh.seek(m["offset"] + offset)
         elif fh.read(len(header)) != header:

@@ -40,7 +40,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from sardata import __version__
-from sardata._atomic import _fsync_dir, sha256_file
+from sardata.atomic import fsync_dir, sha256_file
 from sardata.errors import (
     ConfigError,
     DependencyNotFoundError,
@@ -131,7 +131,7 @@ def resolve(base: str, path: str) -> str:
     return base + sep + urllib.parse.quote(rel, safe="/")
 
 
-def _local_file(url: str) -> Path | None:
+def local_file(url: str) -> Path | None:
     """The local file a location names, or None for a remote URL."""
     scheme = _scheme(url)
     if scheme is None:
@@ -316,7 +316,7 @@ class ShardCache:
             ShardIntegrityError: a local shard of the wrong size, or no matching bytes after ``retries`` tries.
         """
         check_location(url)
-        local = _local_file(url)
+        local = local_file(url)
         if local is not None:
             return self._in_place(local, nbytes)
         sha = _check_sha(sha256)
@@ -396,7 +396,7 @@ class ShardCache:
             actual = digest.hexdigest() if size <= nbytes else None
             if actual == sha and size == nbytes:
                 os.replace(tmp, self.dir / sha)
-                _fsync_dir(self.dir)
+                fsync_dir(self.dir)
             return actual, size
         finally:
             with contextlib.suppress(FileNotFoundError):
@@ -431,7 +431,7 @@ class ShardCache:
             raise ConfigError(f"{url}: invalid byte range offset={offset} size={size}")
         if size == 0:
             return b""
-        local = _local_file(url)
+        local = local_file(url)
         if local is not None:
             return _read_local(local, offset, size)
         error: BaseException | None = None

@@ -67,7 +67,7 @@ def open_verified_table(root: str | os.PathLike[str], name: str, card: dict[str,
     Raises:
         ChecksumError: the table's bytes differ from the card, or the card records no hash for it.
     """
-    from sardata._atomic import sha256_file
+    from sardata.atomic import sha256_file
     from sardata.manifest.io import read_card, read_table
 
     root = Path(root)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from sardata._atomic import atomic_path
+from sardata.atomic import atomic_path
 from sardata.errors import ConfigError, LoaderStateError
 
 CHECKPOINT_FORMAT = "sardata-checkpoint/1"

@@ -28,7 +28,7 @@ def atomic_path(path: str | os.PathLike[str], fsync: bool = False) -> Iterator[P
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
         if fsync:
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -40,7 +40,8 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, fsync: bool = 
         tmp.write_bytes(data)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """fsync a directory (a rename inside it is durable only then); best effort: some file systems refuse."""
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
         try:
