@@ -350,3 +350,32 @@ def test_workers_forked_after_the_parent_read_get_their_own_file_handles(ds_gr: 
     it.set_epoch(0)  # (starting an iteration advanced the epoch counter)
     got = list(DataLoader(it, batch_size=None, num_workers=2))
     _assert_same_batches(got, ref)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_readme_resume_loop_matches_an_uninterrupted_run(ds: Path, workers: int) -> None:
+    """The README's training loop, verbatim in shape: killed after step 2 of epoch 1, resumed from the saved
+    state, it delivers exactly the batches (and saves exactly the states) of an uninterrupted run — with
+    num_workers=0, where iterating advances ``ds.epoch`` in this process, too (issue 20)."""
+    from torch.utils.data import DataLoader
+
+    def run(first: int, state: dict | None, stop: tuple[int, int] | None) -> tuple[list, list]:
+        ds_ = ShardIterable(ds, 8, split="train", seed=5, num_workers=workers)
+        if state is not None:
+            ds_.load_state_dict(state)
+        loader = DataLoader(ds_, batch_size=None, num_workers=workers)
+        got, states = [], []
+        for epoch in range(first, 3):
+            ds_.set_epoch(epoch)
+            for step, batch in enumerate(loader, start=ds_.start_step):
+                got.append((epoch, step, list(batch["__key__"])))
+                states.append(ds_.state_dict(step + 1))
+                if (epoch, step) == stop:
+                    return got, states
+        return got, states
+
+    ref, ref_states = run(0, None, None)
+    head, head_states = run(0, None, (1, 2))
+    assert head_states[-1]["epoch"] == 1 and head_states[-1]["step"] == 3
+    tail, tail_states = run(head_states[-1]["epoch"], head_states[-1], None)
+    assert head + tail == ref and head_states + tail_states == ref_states

@@ -22,6 +22,8 @@ from typing import Any
 
 from torch.utils.data import IterableDataset
 
+from sardata.errors import ConfigError
+
 EPOCHS = 3  # passes per configuration, so short runs still reach a steady state
 SIZE = 128  # chip side in pixels (MSTAR chips are 128 px)
 
@@ -62,7 +64,12 @@ def _child(kind: str, data: str, workers: int, batch: int) -> None:
 
         loader = DataLoader(Raw(), batch_size=batch, num_workers=workers)
     elif kind == "webdataset":
-        import webdataset as wds
+        try:
+            import webdataset as wds
+        except ImportError as exc:
+            raise ConfigError(
+                "the stock-webdataset baseline needs the bench extra: pip install 'sardata[bench]'"
+            ) from exc
 
         urls = sorted(str(p) for p in (root / "ds" / "shards").glob("*.tar"))
         stock = wds.WebDataset(urls, shardshuffle=False, empty_check=False, workersplitter=wds.split_by_worker)

@@ -1,1 +1,2 @@
-"""Manifest tables: schemas (declared once), building from ingest units, reading with validation."""
+"""Manifest tables and built datasets: schemas (declared once), table and card I/O with validation, keys and
+splits, and the operations on a built dataset (``verify``, ``relocate``, ``merge``, ``export``, ``inspect``)."""

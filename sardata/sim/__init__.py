@@ -1,1 +1,3 @@
-"""Simulators: synthetic SAR target chips (demo data) and, later, radar pulse trains."""
+"""Simulators: synthetic SAR target chips (``sar_targets``, the demo data), PDW pulse trains of multifunction radars
+(``pdw``, radar.md §2) with their trivial reference rules (``pdw_reference``), and RadChar-format IQ frames
+(``radchar_fixture``)."""

@@ -390,12 +390,18 @@ class ShardIterable(IterableDataset):
         self.shuffle, self.block_shards = shuffle, block_shards
         self.transform, self.collate_fn = transform, collate_fn
         self.start_step = 0
+        self._in_progress: int | None = None  # the epoch an in-process iter() is delivering (num_workers=0)
+        self._resume: tuple[int, int] | None = None  # (epoch, step) of a loaded state, kept by set_epoch(epoch)
 
     def __len__(self) -> int:
         return self.plan.steps
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch, self.start_step = epoch, 0
+        """Deliver ``epoch`` next, from its first step, unless a state loaded with :meth:`load_state_dict` was
+        saved in this epoch: then from the saved step (once). So the obvious loop resumes right."""
+        resume = self._resume if self._resume is not None and self._resume[0] == epoch else None
+        self.epoch, self.start_step, self._in_progress = epoch, resume[1] if resume else 0, None
+        self._resume = None  # a loaded state resumes once, in the epoch it was saved in
 
     def permutation(self, epoch: int | None = None, source: int = 0) -> np.ndarray:
         stream = source if self.mixed else None
@@ -431,6 +437,8 @@ class ShardIterable(IterableDataset):
         epoch, start = self.epoch, self.start_step
         locate = self.resolver(epoch)
         self.epoch, self.start_step = epoch + 1, 0  # the next iter() is the next epoch (persistent workers)
+        if info is None:  # iterating in this process: state_dict() during the loop must name *this* epoch
+            self._in_progress = epoch
         ahead = self._first_uses(worker, start, locate)  # this worker's shards, in the order it will open them
         started: set[tuple[int, str]] = set()
         queued = 0
@@ -474,11 +482,14 @@ class ShardIterable(IterableDataset):
 
     # ------------------------------------------------------------------ resume
     def state_dict(self, step: int) -> dict[str, Any]:
-        """Loader state after ``step`` completed global steps of the current epoch."""
+        """Loader state after ``step`` completed global steps of the current epoch: the epoch being delivered
+        when called inside the loop (also with ``num_workers=0``, where iterating advances ``self.epoch``), else
+        the epoch ``set_epoch`` chose."""
+        epoch = self._in_progress if self._in_progress is not None else self.epoch
         return {
             "manifest_hash": "|".join(i.manifest_hash for i in self.indexes), "selection": self.index.selection,
             "weights": self.weights if self.mixed else None, "epoch_size": self.plan.n_samples, "seed": self.seed,
-            "epoch": self.epoch, "step": int(step), "global_batch": self.plan.global_batch, "pad": self.plan.pad,
+            "epoch": epoch, "step": int(step), "global_batch": self.plan.global_batch, "pad": self.plan.pad,
             "shuffle": self.shuffle, "block_shards": self.block_shards, "schema_version": SCHEMA_VERSION,
         }  # fmt: skip
 
@@ -491,7 +502,8 @@ class ShardIterable(IterableDataset):
             raise LoaderStateError(f"loader state does not fit this dataset/configuration ({detail})")
         if not 0 <= int(state["step"]) <= self.plan.steps:
             raise LoaderStateError(f"step {state['step']} outside the epoch's {self.plan.steps} steps")
-        self.epoch, self.start_step = int(state["epoch"]), int(state["step"])
+        self.epoch, self.start_step, self._in_progress = int(state["epoch"]), int(state["step"]), None
+        self._resume = (self.epoch, self.start_step)
 
 
 class ShardDataset(Dataset):

@@ -21,7 +21,7 @@ import contextlib
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -331,8 +331,3 @@ def pretrain(cfg: PretrainConfig, out: str | Path, *, resume: bool = True,
         log.close()
     window = rates[1:] or rates
     return PretrainResult(out, step, step / spe, stats["loss"], sum(window) / max(len(window), 1), resumed, sha)
-
-
-def pretrain_config_dict(cfg: PretrainConfig) -> dict[str, Any]:
-    """The recipe as a plain dict (for run cards)."""
-    return asdict(cfg)
