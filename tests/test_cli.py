@@ -88,6 +88,26 @@ def test_preview_gr_from_ingest_dir_and_image_file(sardata_cmd, tmp_path: Path) 
     assert out.returncode == 0 and (tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_previews_of_a_built_dataset_show_what_is_stored(sardata_cmd, tmp_path: Path) -> None:
+    """Issue 20: `preview samples` on a build-shards output crashed; `preview gr` recomputed GR at the paper radii
+    instead of drawing the stored gr.npy."""
+    import numpy as np
+
+    from sardata.preview import gr_items
+    from sardata.stream.dataset import ShardDataset
+
+    run(sardata_cmd, "ingest", "sar-acd", str(FIXTURES / "sar-acd" / "SAR-ACD"), "--out", str(tmp_path / "o"))
+    run(sardata_cmd, "build-shards", str(tmp_path / "o"), "--out", str(tmp_path / "ds"), "--targets", "gr",
+        "--size-policy", "resize", "--size", "32")  # fmt: skip
+    for kind in ("samples", "gr"):
+        out = run(sardata_cmd, "preview", kind, str(tmp_path / "ds"), "--out", str(tmp_path / f"{kind}.png"))
+        assert out.returncode == 0, out.stderr
+        assert (tmp_path / f"{kind}.png").read_bytes()[:4] == b"\x89PNG"
+    (name, _, gr, radii), *_ = gr_items(tmp_path / "ds", 1)
+    stored = ShardDataset(tmp_path / "ds", split=None)[0]
+    assert radii == (1, 1, 2, 2) and name == stored["__key__"] and np.array_equal(gr, stored["gr.npy"])
+
+
 def test_bench_gr_reports_ratio_rows() -> None:
     from sardata.bench.gr import bench_gr
 
