@@ -124,3 +124,18 @@ def test_version_and_python_dash_m() -> None:
         out = run(cmd, "--version")
         assert out.returncode == 0 and out.stdout.strip() == f"sardata {__version__}", out.stderr
     assert "build-shards" in run([sys.executable, "-m", "sardata"], "--help").stdout
+
+
+def test_training_progress_in_a_pipe_is_plain_lines() -> None:
+    """Issue 20: trainer bars spammed pipes and logs with carriage-return redraws."""
+    import io
+
+    from sardata.cli._options import step_progress
+
+    out = io.StringIO()
+    report = step_progress("pretrain x", stream=out, lines=10)
+    for step in range(1, 101):
+        report(step, 100, {"loss": 1.0 / step})
+    text = out.getvalue()
+    assert "\r" not in text and len(text.splitlines()) == 10
+    assert text.splitlines()[-1].startswith("pretrain x: 100/100 steps (100 %)") and "loss=0.01" in text

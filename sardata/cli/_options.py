@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TextIO
 
 import typer
 
@@ -39,3 +42,45 @@ def progress_bar(desc: str, unit: str = "file"):
         bar.refresh() if done == total else bar.update(0)
 
     return update, bar
+
+
+def step_progress(desc: str, unit: str = "step", stream: TextIO | None = None,
+                  lines: int = 20) -> Callable[[int, int, dict[str, Any]], None]:  # fmt: skip
+    """The trainers' ``progress(done, total, info)`` callback.
+
+    On a terminal: a tqdm bar, created at the first report with ``initial=done`` (so a resumed run's or a
+    fine-tune's first report does not read as thousands of steps per second). Elsewhere (a pipe, a log file, CI):
+    no carriage-return redraws, but one plain line every ``total / lines`` steps and at the end, with the rate
+    over the steps since the previous line.
+    """
+    out = stream or sys.stderr
+    state: dict[str, Any] = {}
+
+    def fmt(info: dict[str, Any]) -> str:
+        return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in info.items())
+
+    def on_tty(done: int, total: int, info: dict[str, Any]) -> None:
+        from tqdm import tqdm
+
+        bar = state.get("bar")
+        if bar is None:
+            state["bar"] = tqdm(total=total, desc=desc, unit=unit, initial=done, file=out, dynamic_ncols=True)
+            return
+        bar.update(done - bar.n)
+        bar.set_postfix_str(fmt(info), refresh=False)
+        if done >= total:
+            bar.close()
+
+    def as_lines(done: int, total: int, info: dict[str, Any]) -> None:
+        now = time.monotonic()
+        last = state.setdefault("last", (done, now))
+        every = max(1, total // lines)
+        if done < total and done // every == last[0] // every:
+            return
+        rate = (done - last[0]) / (now - last[1]) if now > last[1] else float("nan")
+        out.write(f"{desc}: {done}/{total} {unit}s ({100 * done / max(total, 1):.0f} %), {rate:.3g} {unit}/s"
+                  f"{', ' + fmt(info) if info else ''}\n")  # fmt: skip
+        out.flush()
+        state["last"] = (done, now)
+
+    return on_tty if out.isatty() else as_lines

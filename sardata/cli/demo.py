@@ -7,13 +7,7 @@ from typing import Annotated
 
 import typer
 
-from sardata.cli._options import Workers
-
-
-def _train_bar(desc: str):  # noqa: ANN202 - the trainers' progress callback, drawn with tqdm
-    from sardata.cli.train import _bar
-
-    return _bar(desc)
+from sardata.cli._options import Workers, step_progress
 
 
 def demo_cmd(
@@ -42,7 +36,7 @@ def demo_cmd(
 
     try:
         result = run_demo(out, per_class=per_class, seed=seed, workers=workers, progress=progress, train=train,
-                          pretrain_epochs=pretrain_epochs, train_progress=_train_bar)  # fmt: skip
+                          pretrain_epochs=pretrain_epochs, train_progress=step_progress)  # fmt: skip
     finally:
         for bar in bars:
             bar.close()

@@ -8,28 +8,12 @@ from typing import Annotated
 
 import typer
 
+from sardata.cli._options import step_progress
+
 app = typer.Typer(help="Streaming trainers: SAR-JEPA / MAE / LoMaR pretraining, few-shot fine-tune and probe, eval.")
 
 Recipe = Annotated[Path, typer.Option("--recipe", "-r", help="pipelines/<name>.yaml", exists=True, dir_okay=False)]
 Set = Annotated[list[str] | None, typer.Option("--set", "-s", help="override a recipe key: key=value or a.b=value")]
-
-
-def _bar(desc: str):  # noqa: ANN202 - returns the tqdm-backed callback
-    from tqdm import tqdm
-
-    state: dict = {}
-
-    def update(done: int, total: int, info: dict) -> None:
-        bar = state.get("bar")
-        if bar is None:
-            bar = state["bar"] = tqdm(total=total, desc=desc, unit="step", initial=done - 1)
-        bar.n = done
-        bar.set_postfix({k: f"{v:.4g}" if isinstance(v, float) else v for k, v in info.items()}, refresh=False)
-        bar.refresh()
-        if done >= total:
-            bar.close()
-
-    return update
 
 
 @app.command("pretrain")
@@ -44,7 +28,7 @@ def pretrain_cmd(
     from sardata.train.pretrain import pretrain
 
     cfg = load_yaml(recipe, set_)
-    res = pretrain(cfg, out, resume=resume, progress=_bar(f"pretrain {cfg.name}"))
+    res = pretrain(cfg, out, resume=resume, progress=step_progress(f"pretrain {cfg.name}"))
     typer.echo(f"{res.out}: {res.steps} steps ({res.epochs_done:.2f} epochs), last loss {res.last_loss:.5f}, "
                f"{res.images_per_s:.1f} img/s" + (f", resumed from step {res.resumed_from}" if res.resumed_from else ""))  # fmt: skip
 
@@ -65,11 +49,11 @@ def finetune_cmd(
     if cfg.kind == "crossmode":
         from sardata.train.crossmode import run_crossmode
 
-        res = run_crossmode(cfg, out, progress=_bar(f"crossmode {cfg.name}"))
+        res = run_crossmode(cfg, out, progress=step_progress(f"crossmode {cfg.name}", unit="run"))
     else:
         from sardata.train.finetune import run_fewshot
 
-        res = run_fewshot(cfg, out, progress=_bar(f"{cfg.protocol} {cfg.name}"))
+        res = run_fewshot(cfg, out, progress=step_progress(f"{cfg.protocol} {cfg.name}", unit="run"))
     typer.echo((Path(out) / "summary.md").read_text())
     typer.echo(f"{len(res.rows)} runs → {Path(out) / 'results.jsonl'}")
 
