@@ -139,3 +139,16 @@ def test_training_progress_in_a_pipe_is_plain_lines() -> None:
     text = out.getvalue()
     assert "\r" not in text and len(text.splitlines()) == 10
     assert text.splitlines()[-1].startswith("pretrain x: 100/100 steps (100 %)") and "loss=0.01" in text
+
+
+def test_short_o_means_option_and_capital_o_means_out() -> None:
+    """Issue 20: `-o` was --out under train and --option under ingest; -O is --out everywhere now (train keeps
+    -o as a deprecated alias)."""
+    from typer.testing import CliRunner
+
+    from sardata.cli import app
+
+    runner = CliRunner()
+    for cmd in (["ingest"], ["build-shards"], ["train", "pretrain"], ["train", "finetune"], ["sim", "pdw"]):
+        assert "-O" in runner.invoke(app, [*cmd, "--help"], terminal_width=200).output, cmd
+    assert "--option" in runner.invoke(app, ["ingest", "--help"], terminal_width=200).output

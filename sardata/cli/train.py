@@ -19,7 +19,12 @@ Set = Annotated[list[str] | None, typer.Option("--set", "-s", help="override a r
 @app.command("pretrain")
 def pretrain_cmd(
     recipe: Recipe,
-    out: Annotated[Path, typer.Option("--out", "-o", help="run directory (checkpoints, metrics.jsonl, tb/)")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", "-O", "-o", help="run directory (checkpoints, metrics.jsonl, tb/); -o is a deprecated alias"
+        ),
+    ],
     set_: Set = None,
     resume: Annotated[bool, typer.Option(help="continue from OUT/checkpoints/last.pt when it exists")] = True,
 ) -> None:
@@ -36,7 +41,7 @@ def pretrain_cmd(
 @app.command("finetune")
 def finetune_cmd(
     recipe: Recipe,
-    out: Annotated[Path, typer.Option("--out", "-o", help="results directory")],
+    out: Annotated[Path, typer.Option("--out", "-O", "-o", help="results directory; -o is a deprecated alias")],
     set_: Set = None,
     checkpoint: Annotated[Path | None, typer.Option(help="pretraining checkpoint (overrides the recipe's)")] = None,
 ) -> None:
