@@ -14,6 +14,7 @@ from conftest import FIXTURES, load_generator
 
 from sardata.errors import ConfigError
 from sardata.ingest import ingest, load_ingest
+from sardata.manifest.io import read_table
 from sardata.store import load_arrays
 
 pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
@@ -118,3 +119,41 @@ def test_8k_scene_bounded_rss(tmp_path: Path) -> None:
     samples, peak_kb = (int(v) for v in out.stdout.split())
     assert samples == 1024
     assert peak_kb * 1024 < 500e6, f"peak RSS {peak_kb / 1024:.0f} MB"
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+def test_edge_rules_cover_the_whole_scene(tmp_path: Path) -> None:
+    """Issue 20: full tiles only left the last 16 rows and 10 columns of a 2000 × 2100 scene at 256 px unsampled
+    (56 tiles where torchgeo's grid gives 72). Same geometry scaled by 1/8: 250 × 262 at 32 px."""
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
+    scene = tmp_path / "scene" / "s.tif"
+    scene.parent.mkdir()
+    h, w, t = 250, 262, 32
+    data = np.arange(h * w, dtype=np.float32).reshape(1, h, w) + 1
+    with rasterio.open(scene, "w", driver="GTiff", width=w, height=h, count=1, dtype="float32", nodata=0,
+                       crs="EPSG:32633", transform=from_origin(500000, 4000000, 10, 10)) as ds:  # fmt: skip
+        ds.write(data)
+    opts = {"tile": str(t), "stride": str(t), "max_nodata_frac": "1.0", "radiometry": "sigma0", "scale": "linear"}
+    counts = {}
+    for edge in ("shift", "drop", "pad"):
+        res = ingest("geotiff", scene.parent, tmp_path / edge, options={**opts, "edge": edge})
+        rows = read_table(tmp_path / edge / "samples.parquet", "samples").to_pylist()
+        counts[edge] = len(rows)
+        assert res.files == {"ok": 1}
+        covered = np.zeros((h, w), bool)
+        for row in rows:
+            img = load_arrays(tmp_path / edge, row["store_path"])["img"]
+            assert img.shape == (1, t, t)
+            meta = json.loads(row["meta"])
+            r, c = meta["row"], meta["col"]
+            valid = img[0] != 0  # the pad rule fills past the edge with nodata (0)
+            covered[r : r + t, c : c + t][valid[: h - r, : w - c]] = True
+            if edge != "pad":
+                assert (img[0] == data[0, r : r + t, c : c + t]).all()  # real pixels only
+        assert covered.all() == (edge != "drop")
+        if edge == "drop":
+            assert 1 - covered.mean() > 0.12  # the earlier rule never sampled the edge strip
+    assert counts == {"shift": 72, "drop": 56, "pad": 72}

@@ -1,7 +1,12 @@
 """Generic GeoTIFF / TIFF rasters: scenes tiled into chips, or a folder of chips (``sources.md`` §9).
 
 ``mode=scene`` (default): each raster is tiled with rasterio **windowed reads** into ``tile`` × ``tile`` chips
-every ``stride`` pixels (full tiles only: ``floor((H − tile) / stride) + 1`` rows of tiles, likewise columns);
+every ``stride`` pixels. The scene's edge (``edge``, the spec is silent): ``shift`` (default) adds a last row /
+column of tiles shifted back to end exactly at the edge, so every pixel is sampled with real pixels only
+(``ceil((H − tile) / stride) + 1`` rows, as torchgeo's grid sampler: a 2000 × 2100 scene at 256 gives 72 tiles);
+``pad`` reads tiles past the edge, filled with the nodata value (0 when the file declares none; declared nodata counts towards ``max_nodata_frac``); ``drop`` keeps
+full tiles on the stride grid only (``floor((H − tile) / stride) + 1`` rows: 56 tiles there, the earlier
+behaviour, which never samples up to 12.6 % of that scene);
 a chip whose nodata fraction is ≥ ``max_nodata_frac`` becomes a skipped member row. The whole scene is never in
 memory: chips are yielded one at a time and the engine streams them to the sample store; GDAL's block cache is
 capped at ``gdal_cache_mb``. Keys carry the scene slug and ``r<row>-c<col>``; each chip records its CRS, affine
@@ -32,11 +37,22 @@ from sardata.sources._base import FileUnit, MemberStatus, Sample, Source, check_
 RASTER_SUFFIXES = (".tif", ".tiff", ".gtiff")
 
 
+def tile_starts(size: int, tile: int, stride: int, edge: str) -> list[int]:
+    """Offsets of the tiles along one axis of ``size`` pixels (``size ≥ tile``) under an ``edge`` rule."""
+    starts = list(range(0, size - tile + 1, stride))
+    if edge == "shift" and starts[-1] + tile < size:
+        starts.append(size - tile)
+    elif edge == "pad":
+        starts = list(range(0, stride * math.ceil((size - tile) / stride) + 1, stride))
+    return starts
+
+
 @dataclass(frozen=True)
 class GeoTIFFOptions:
     mode: str = "scene"  # scene | chips
     tile: int = 256
     stride: int = 256
+    edge: str = "shift"  # shift | pad | drop  (module docstring)
     max_nodata_frac: float = 0.5
     nodata: float | None = None  # overrides the file's nodata value
     labels: str = "none"  # none | folder   (chips mode)
@@ -51,6 +67,8 @@ class GeoTIFFOptions:
             raise ConfigError(f"geotiff mode {self.mode!r}; choose scene or chips")
         if self.tile < 1 or self.stride < 1:
             raise ConfigError("geotiff tile and stride must be positive")
+        if self.edge not in ("shift", "pad", "drop"):
+            raise ConfigError(f"geotiff edge {self.edge!r}; choose shift, pad or drop")
         if self.labels not in ("none", "folder"):
             raise ConfigError(f"geotiff labels {self.labels!r}; choose none or folder")
         if self.name_regex:
@@ -103,22 +121,27 @@ class GeoTIFF(Source):
         o = self.options
         if ds.height < o.tile or ds.width < o.tile:
             raise RejectFile("too_small", f"{ds.width}x{ds.height} scene is smaller than one {o.tile}px tile")
-        rows = range(0, ds.height - o.tile + 1, o.stride)
-        cols = range(0, ds.width - o.tile + 1, o.stride)
+        rows, cols = tile_starts(ds.height, o.tile, o.stride, o.edge), tile_starts(ds.width, o.tile, o.stride, o.edge)
         check_raster_budget(ds, f"{unit.rel} tile", (o.tile, o.tile))  # each windowed read is one tile
         common = self._common(ds, unit)
-        for r in rows:
-            for c in cols:
+        fill = self._nodata(ds)
+        for i, r in enumerate(rows):
+            for j, c in enumerate(cols):
                 window = Window(c, r, o.tile, o.tile)
                 token = f"r{r:06d}-c{c:06d}"
-                data = ds.read(window=window)
+                past_edge = r + o.tile > ds.height or c + o.tile > ds.width  # only with edge="pad"
+                data = (
+                    ds.read(window=window, boundless=True, fill_value=fill or 0)
+                    if past_edge
+                    else ds.read(window=window)
+                )
                 frac = self._nodata_fraction(ds, data)
                 if frac >= o.max_nodata_frac:
                     yield MemberStatus(token, "skipped", "nodata", f"{frac:.0%} nodata (limit {o.max_nodata_frac:.0%})")
                     continue
                 transform = ds.window_transform(window)
                 bounds = ds.window_bounds(window)
-                index = (r // o.stride) * len(cols) + c // o.stride
+                index = i * len(cols) + j
                 yield self._sample(data, common, token, index, transform, bounds, None,
                                    {"row": r, "col": c, "nodata_frac": frac})  # fmt: skip
 
