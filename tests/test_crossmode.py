@@ -76,13 +76,13 @@ def test_radarpos_pretrain_then_crossmode_table(radar: dict[str, Path], tmp_path
     assert done.returncode == 0, done.stderr
     table = (tmp_path / "cm" / "summary.md").read_text()
     assert table.startswith("DEGENERATE benchmark") and "RF-only nearest centroid" in table
-    assert "majority class" in table and "min classes" in table
+    assert "majority class" in table and "min classes" in table and "fit: train acc" in table
     for transfer in ("VS→TAS", "VS→STT", "TAS→VS", "TAS→STT", "STT→VS", "STT→TAS"):
         assert transfer in table
     assert "RadarPos + LoRA" in table and "Transformer (scratch)" in table and "STT→STT" in table
     results = [json.loads(x) for x in (tmp_path / "cm" / "results.jsonl").read_text().splitlines()]
     assert len(results) == 2 * 3 * 3  # arms × source modes × target modes (one seed)
-    assert all(r["n_train"] == 8 and r["n_test"] == 7 for r in results)
+    assert all(r["n_train"] == 8 and r["n_test"] == 7 and 0 <= r["train_accuracy"] <= 100 for r in results)
     lora = {r["trainable_params"] for r in results if r["arm"] == "RadarPos + LoRA"}
     full = {r["trainable_params"] for r in results if r["arm"] == "Transformer (scratch)"}
     assert max(lora) < min(full)  # only adapters + head train under LoRA

@@ -126,15 +126,20 @@ class CrossModeResult:
 def _load_side(cfg: CrossModeConfig, split: str, mode: str, train: bool) -> tuple[list[dict], Any]:
     """Raw samples of one (split, mode) side plus its view (re-applied per epoch for training)."""
     from sardata.stream.dataset import ShardDataset
-    from sardata.stream.radar import RadarView
 
     ds = ShardDataset(cfg.data, split=split, where=f"{cfg.mode_column} == {mode!r}")
     if len(ds) == 0:
         raise ConfigError(f"{cfg.data}: no {split} samples with {cfg.mode_column} == {mode!r}")
     samples = [ds[i] for i in range(len(ds))]
     ds.index.close()
-    view = RadarView(**{"train": train, "seed": 0, **cfg.radar_view})
-    return samples, view
+    return samples, _load_side_view(cfg, train)
+
+
+def _load_side_view(cfg: CrossModeConfig, train: bool) -> Any:
+    """The recipe's radar view: re-drawn per epoch for training (``train=True``), deterministic otherwise."""
+    from sardata.stream.radar import RadarView
+
+    return RadarView(**{"train": train, "seed": 0, **cfg.radar_view})
 
 
 def _tensors(samples: list[dict], view: Any, epoch: int, seed: int) -> dict[str, torch.Tensor]:
@@ -250,6 +255,7 @@ def run_crossmode(cfg: CrossModeConfig, out: str | Path, progress: Any = None) -
     if n_classes < 2:
         raise ConfigError(f"{cfg.data}: cross-mode evaluation needs labelled shards (class_maps: {maps})")
     train = {m: _load_side(cfg, "train", m, True) for m in cfg.modes}
+    fit = {m: _tensors(train[m][0], _load_side_view(cfg, False), 0, 0) for m in cfg.modes}  # the fit check's inputs
     test, raw = {}, {"train": {m: RawSide.from_samples(train[m][0]) for m in cfg.modes}, "test": {}}
     for m in cfg.modes:
         samples, view = _load_side(cfg, "test", m, False)
@@ -265,10 +271,11 @@ def run_crossmode(cfg: CrossModeConfig, out: str | Path, progress: Any = None) -
         for i, (arm, seed, src) in enumerate(runs):
             with seeded(seed, 5, cfg.modes.index(src)):
                 model, trainable = train_arm(arm, specs[id(arm)], *train[src], n_classes, cfg, seed, device)
+            fitted = _evaluate(model, fit[src], n_classes, cfg, device)["accuracy"]  # does the arm fit its set?
             for dst in cfg.modes:
                 row = {"arm": arm.name, "src": src, "dst": dst, "transfer": src != dst, "seed": seed,
                        "finetune": arm.finetune, "loss": cfg.arm_loss(arm), "trainable_params": trainable,
-                       "n_train": len(train[src][0]), "n_test": len(test[dst]["label"]),
+                       "n_train": len(train[src][0]), "n_test": len(test[dst]["label"]), "train_accuracy": fitted,
                        **_evaluate(model, test[dst], n_classes, cfg, device)}  # fmt: skip
                 rows.append(row)
                 fh.write(json.dumps(row, sort_keys=True) + "\n")
@@ -277,8 +284,13 @@ def run_crossmode(cfg: CrossModeConfig, out: str | Path, progress: Any = None) -
                 progress(i + 1, len(runs), {"arm": arm.name, "src": src})
     classes = classes_summary(rows)
     loss = {a.name: cfg.arm_loss(a) for a in cfg.arms}
+    fits: dict[tuple[str, str], list[float]] = {}
+    for r in rows:
+        if r["src"] == r["dst"]:
+            fits.setdefault((r["arm"], r["src"]), []).append(r["train_accuracy"])
     summary = [{**r, "kind": "arm", "loss": loss[r["arm"]], "classes_predicted_min": classes[key][0],
-                "classes_predicted_mean": classes[key][1]}
+                "classes_predicted_mean": classes[key][1],
+                "train_accuracy_mean": float(np.mean(fits[(r["arm"], r["src"])]))}
                for r in aggregate(rows, by=("arm", "src", "dst")) for key in [(r["arm"], r["src"], r["dst"])]]  # fmt: skip
     summary += refs
     write_table(out, summary, [a.name for a in cfg.arms], cfg.modes, cfg.seeds, n_classes, verdict)

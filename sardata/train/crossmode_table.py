@@ -162,12 +162,15 @@ def write_table(out: Path, summary: list[dict[str, Any]], arms: Sequence[str], m
     lines += ["", f"In-mode sanity diagonal (train and test in the same mode): accuracy % / macro-F1 / classes "
               f"predicted (min over seeds, of {n_classes}); gate: mean in-mode macro-F1 ≥ {GATE_MACRO_F1:.2f} and "
               f"every in-mode run predicts ≥ {n_classes - 1} classes", "",
-              "| method | " + " | ".join(f"{m}→{m}" for m in modes) + " | mean macro-F1 | min classes | gate |",
-              "|" + " --- |" * (len(modes) + 4)]  # fmt: skip
+              "| method | " + " | ".join(f"{m}→{m}" for m in modes)
+              + " | mean macro-F1 | min classes | gate | fit: train acc % (min over modes) |",
+              "|" + " --- |" * (len(modes) + 5)]  # fmt: skip
     for name in [*arms, *refs]:
         diag = [cell[(name, m, m)] for m in modes]
         f1, k, ok = gate(cell, name, modes, n_classes)
+        fit = min((r.get("train_accuracy_mean", float("nan")) for r in diag), default=float("nan"))
         lines.append(f"| {label(name)} | " + " | ".join(
             f"{r['accuracy_mean']:.2f} / {r['macro_f1_mean']:.4f} / {r['classes_predicted_min']}" for r in diag)
-            + f" | {f1:.4f} | {k} | {'—' if name in REFERENCES else 'pass' if ok else 'FAIL'} |")  # fmt: skip
+            + f" | {f1:.4f} | {k} | {'—' if name in REFERENCES else 'pass' if ok else 'FAIL'} | "
+            + ("—" if name in REFERENCES else f"{fit:.1f}") + " |")  # fmt: skip
     (out / "summary.md").write_text("\n".join(lines) + "\n")
