@@ -93,6 +93,10 @@ class BuildConfig:
             raise ConfigError(f"GR codec {self.gr_codec!r}; choose from {sorted(GR_CODECS)}")
         if self.gr_radii is not None:
             object.__setattr__(self, "gr_radii", check_radii(self.gr_radii))
+        if self.normalise not in (None, "unit-magnitude"):
+            raise ConfigError(f"normalise {self.normalise!r}; choose unit-magnitude (or leave unset)")
+        if self.max_shard_bytes < 10240:
+            raise ConfigError("max shard size must be at least 10240 bytes")
 
     @property
     def resolved_gr_radii(self) -> tuple[int, ...]:
@@ -103,10 +107,6 @@ class BuildConfig:
         if self.gr_radii is not None:
             return self.gr_radii
         return GR_RADII if self.size_policy == "keep" else scaled_radii(self.size)
-        if self.normalise not in (None, "unit-magnitude"):
-            raise ConfigError(f"normalise {self.normalise!r}; choose unit-magnitude (or leave unset)")
-        if self.max_shard_bytes < 10240:
-            raise ConfigError("max shard size must be at least 10240 bytes")
 
 
 @dataclass
