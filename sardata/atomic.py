@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import mmap
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 TMP_PREFIX = ".tmp-"
 
@@ -62,23 +64,50 @@ def remove_stale_temps(root: str | os.PathLike[str]) -> int:
     return n
 
 
-def file_digests(path: str | os.PathLike[str], chunk: int = 1 << 20) -> tuple[str, str]:
+def hash_file(path: str | os.PathLike[str], *hashers: Any, mapped: bool = False, chunk: int = 1 << 20
+              ) -> tuple[Any, ...]:  # fmt: skip
+    """Update every hasher (``hashlib``/``xxhash`` objects) with the file's bytes in one pass and return them.
+
+    Default: reads through one reused buffer (no allocation per chunk). ``mapped=True`` hashes a read-only
+    ``mmap`` of the file instead, 64 MiB per call (≈17 vs 7.5 GB/s for XXH3 from the page cache here): the
+    loaders' shard check uses it. The price: a file truncated while mapped kills the process with SIGBUS where a
+    read just comes up short, so everything else (tables, inputs, downloads) reads."""
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if mapped and size:
+            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                view = memoryview(mm)
+                try:
+                    for lo in range(0, size, 64 << 20):  # long GIL-free stretches in one update call
+                        for h in hashers:
+                            h.update(view[lo : lo + (64 << 20)])
+                finally:
+                    view.release()
+            return hashers
+        buf = bytearray(chunk)
+        view = memoryview(buf)
+        while n := fh.readinto(buf):
+            for h in hashers:
+                h.update(view[:n])
+    return hashers
+
+
+def file_digests(path: str | os.PathLike[str]) -> tuple[str, str]:
     """(sha256, XXH3-128) hex digests of a file in one read pass: the content address and the fast loader check
     (``sardata.stream.verify``) of a shard."""
     import xxhash
 
-    h, x = hashlib.sha256(), xxhash.xxh3_128()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-            x.update(block)
-    return h.hexdigest(), x.hexdigest()
+    sha, fast = hash_file(path, hashlib.sha256(), xxhash.xxh3_128())
+    return sha.hexdigest(), fast.hexdigest()
 
 
-def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+def xxh3_file(path: str | os.PathLike[str]) -> str:
+    """XXH3-128 hex digest of a file (the loaders' shard check)."""
+    import xxhash
+
+    return hash_file(path, xxhash.xxh3_128())[0].hexdigest()
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
     """Streaming sha256 hex digest of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+    return hash_file(path, hashlib.sha256())[0].hexdigest()

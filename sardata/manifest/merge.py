@@ -29,7 +29,7 @@ import pandas as pd
 import pyarrow as pa
 
 import sardata
-from sardata.atomic import TMP_PREFIX, file_digests, remove_stale_temps, sha256_file
+from sardata.atomic import TMP_PREFIX, remove_stale_temps, sha256_file, xxh3_file
 from sardata.config import config_sha256
 from sardata.errors import ConfigError
 from sardata.manifest.io import CARD_NAME, read_card, write_card, write_table
@@ -120,7 +120,7 @@ def merge(
         if len(kept) == len(rows):
             _link(inp.shard_file(shard), out / "shards" / name)
             nbytes, sha, located = shard["bytes"], shard["sha256"], kept.assign(shard=name)
-            fast = shard.get("xxh3_128") or file_digests(out / "shards" / name)[1]  # an input from schema 1.0
+            fast = shard.get("xxh3_128") or xxh3_file(out / "shards" / name)  # an input from schema 1.0
             linked += 1
         else:
             nbytes, sha, fast, located = _rewrite(inp.shard_file(shard), out / "shards" / name, kept)

@@ -72,7 +72,8 @@ def _verify(root: Path, samples: bool, base: str | None, cache: object) -> Verif
             report.problems.append(f"{s['shard']}: missing ({path})")
             continue
         sha, fast = file_digests(path)
-        bad = path.stat().st_size != s["bytes"] or sha != s["sha256"] or fast != (s.get("xxh3_128") or fast)
+        recorded_fast = s.get("xxh3_128")  # null in a dataset written before schema 1.1
+        bad = path.stat().st_size != s["bytes"] or sha != s["sha256"] or bool(recorded_fast and fast != recorded_fast)
         if bad:
             report.problems.append(f"{s['shard']}: sha256/xxh3/size mismatch (expected {s['sha256'][:16]}…, "
                                    f"{s['bytes']} B)")  # fmt: skip

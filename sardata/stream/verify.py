@@ -32,7 +32,6 @@ A mismatch raises :class:`ShardIntegrityError` naming the shard, the sample key 
 from __future__ import annotations
 
 import hashlib
-import mmap
 import os
 import queue
 import threading
@@ -45,11 +44,11 @@ from typing import Any
 import pyarrow as pa
 import xxhash
 
+from sardata.atomic import hash_file, sha256_file
 from sardata.errors import ChecksumError, ConfigError, ShardIntegrityError
 
 VERIFY_MODES = ("shard", "sample", "off")
 RACY_S = 2.0  # a file modified this recently may change again within the timestamps' resolution
-_CHUNK = 1 << 20
 _VERIFIED: set[tuple] = set()  # identities of shards this process has hashed and found intact
 _HASHER: tuple[int, queue.SimpleQueue] | None = None  # (pid, queue of the background hashing thread)
 
@@ -67,7 +66,6 @@ def open_verified_table(root: str | os.PathLike[str], name: str, card: dict[str,
     Raises:
         ChecksumError: the table's bytes differ from the card, or the card records no hash for it.
     """
-    from sardata.atomic import sha256_file
     from sardata.manifest.io import read_card, read_table
 
     root = Path(root)
@@ -111,23 +109,6 @@ def _remember(ident: tuple, mtime_ns: int) -> None:
         pass  # a read-only home: verification simply repeats next time
 
 
-def _digest(path: Path, h: Any) -> Any:
-    """``h`` updated with the file's bytes, hashed straight from a read-only map of the page cache (no copy
-    through ``read``: at ≈10 GB/s for XXH3 the copy costs as much as the hash); chunked reads for empty files."""
-    with open(path, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
-        if size == 0:
-            return h
-        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            view = memoryview(mm)
-            try:
-                for lo in range(0, size, _CHUNK * 64):  # 64 MiB pieces: long GIL-free stretches in one call
-                    h.update(view[lo : lo + _CHUNK * 64])
-            finally:
-                view.release()
-    return h
-
-
 def verify_shard(path: Path, shard: dict[str, Any], rows: Callable[[], list[dict[str, Any]]] | None = None) -> tuple:
     """Check a whole shard file against its ``shards.parquet`` row (size, sha256), once per file identity.
 
@@ -143,7 +124,7 @@ def verify_shard(path: Path, shard: dict[str, Any], rows: Callable[[], list[dict
         _VERIFIED.add(ident)
         return ident
     expected = shard.get("xxh3_128") or shard["sha256"]
-    h = _digest(path, xxhash.xxh3_128() if shard.get("xxh3_128") else hashlib.sha256())
+    (h,) = hash_file(path, xxhash.xxh3_128() if shard.get("xxh3_128") else hashlib.sha256(), mapped=True)
     if ident[3] == shard["bytes"] and h.hexdigest() == expected:
         _remember(ident, ident[4])
         return ident
