@@ -8,13 +8,12 @@ image files), at the paper's radii, and the panel titles say which.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 
-from sardata.manifest.io import read_table
+from sardata.manifest.io import read_card, read_table
 from sardata.radiometry import gr_input
 from sardata.store import load_arrays
 
@@ -79,7 +78,7 @@ def gr_items(source: Path, n: int) -> list[tuple[str, np.ndarray, np.ndarray | N
 
     if source.is_dir():
         df = read_table(source / "samples.parquet", "samples").to_pandas().head(n)
-        card = json.loads((source / "dataset.json").read_text()) if is_built(source) else {}
+        card = read_card(source) if is_built(source) else {}
         radii = tuple(card.get("features", {}).get("gr", {}).get("radii") or GR_RADII)
         out = []
         for row in df.itertuples():

@@ -36,8 +36,7 @@ def _child(mode: str, recipe: str, device: str, steps: int, warmup: int, batch: 
     dev = pick_device(device)
     n = batch or cfg.global_batch
     with seeded(0, 0):
-        overrides = {**cfg.model_overrides, **({"gr_radii": cfg.gr_radii} if cfg.gr_radii is not None else {})}
-        model = create_model(cfg.model, **overrides).to(dev)
+        model = create_model(cfg.model, **cfg.model_kwargs).to(dev)
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=1e-4)
     gen = torch.Generator().manual_seed(0)
     images = (torch.empty(n, 1, cfg.image_size, cfg.image_size).exponential_(generator=gen) * 0.25).clamp_(0, 1)

@@ -99,6 +99,11 @@ class PretrainConfig:
             raise ConfigError("pretrain recipe has no data (list shard directories under `data:`)")
 
     @property
+    def model_kwargs(self) -> dict[str, Any]:
+        """Constructor arguments of the recipe's model: ``model_overrides`` plus ``gr_radii`` when set."""
+        return {**self.model_overrides, **({"gr_radii": list(self.gr_radii)} if self.gr_radii is not None else {})}
+
+    @property
     def peak_lr(self) -> float:
         return self.lr if self.lr is not None else self.blr * self.global_batch / 256
 
@@ -244,7 +249,7 @@ def pretrain(cfg: PretrainConfig, out: str | Path, *, resume: bool = True,
     _prepare_out(out, cfg, sha, dist)
     if dist.ddp:
         torch.distributed.barrier()
-    overrides = {**cfg.model_overrides, **({"gr_radii": list(cfg.gr_radii)} if cfg.gr_radii is not None else {})}
+    overrides = cfg.model_kwargs
     with seeded(cfg.seed, 0):
         model = create_model(cfg.model, **overrides)
     if getattr(model, "task", None) != "pretrain":

@@ -23,7 +23,7 @@ builds the ablation table from them. A *view* here is one output dict of ``Radar
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -117,9 +117,6 @@ class ProbeResult:
     n_train: int
     n_test: int
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 def _split(n_samples: int, holdout: float, seed: int) -> np.ndarray:
     """Boolean held-out mask over samples (seeded permutation, at least one sample on each side)."""
@@ -200,9 +197,6 @@ class PretextResult:
     loss: float
     train_top1: float
     steps: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def pretext_top1(
