@@ -44,7 +44,7 @@ UPDATE = os.environ.get("SARDATA_UPDATE_GOLDEN") == "1"
 TRACKED = ("numpy", "pyarrow", "pandas", "pillow", "torch", "scipy", "h5py", "rasterio")
 TABLES = ("samples", "shards", "sources")
 #: Builds whose bytes pass through float32 math dispatched per CPU (bicubic resize, GR): exact on one CPU class.
-CPU_DEPENDENT = ("gr/",)
+CPU_DEPENDENT = ("gr/", "demo-gr/")
 ARRAYS = REPO / "tests" / "golden" / "gr_arrays.npz"
 #: Across CPU classes: at most this fraction of uint8 values may differ, each by at most one step.
 CPU_TOLERANCE = 0.01
@@ -106,7 +106,29 @@ def artifacts(tmp_path_factory) -> tuple[dict[str, tuple[str, tuple[str, ...]]],
         simulate_key(job, SampleKey(t, m, i))[0].tobytes() for t in (0, 3) for m in range(3) for i in (0, 9)
     )
     out["pdw/pulses"] = (_sha(pulses), ("numpy",))
+    out.update(_demo_hashes(tmp / "demo"))
     return out, arrays
+
+
+def _demo_hashes(root) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """The embedded demo's data stages (no training): both ingests and the GR shard build (issue 18: a redesign
+    must leave the demo output byte-identical)."""
+    from sardata.demo import run_demo
+
+    run_demo(root, per_class=3, workers=1, train=False)
+    out: dict[str, tuple[str, tuple[str, ...]]] = {}
+    deps = ("numpy", "pillow", "pyarrow")
+    for layout in ("raw", "jpeg"):
+        for table in ("samples", "sources"):
+            rows = read_table(root / "ingest" / f"mstar-{layout}" / f"{table}.parquet", table).to_pylist()
+            out[f"demo/ingest-{layout}/{table}.content"] = (_sha(canonical_json(rows).encode()), deps)
+    tars = sorted((root / "shards" / "shards").glob("*.tar"))
+    gr_deps = (*deps, "torch", "scipy")
+    out["demo-gr/shards"] = (_sha(b"".join(_sha(p.read_bytes()).encode() for p in tars)), gr_deps)
+    for table in TABLES:
+        rows = read_table(root / "shards" / f"{table}.parquet", table).to_pylist()
+        out[f"demo-gr/{table}.content"] = (_sha(canonical_json(rows).encode()), gr_deps)
+    return out
 
 
 def _decoded(root) -> dict[str, np.ndarray]:
