@@ -23,7 +23,6 @@ from sardata.sim.pdw import (
     FileJob,
     ReceiverConfig,
     SampleKey,
-    _dead_time,
     downstream_plan,
     draw_type,
     longtail_counts,
@@ -32,6 +31,7 @@ from sardata.sim.pdw import (
     simulate_key,
     split_test_counts,
 )
+from sardata.sim.pdw.receiver import dead_time_keep as _dead_time
 from sardata.store import load_arrays
 
 ROOT = FIXTURES / "pdwsim" / "PDWSim"

@@ -27,8 +27,16 @@ from typing import Any
 import numpy as np
 
 from sardata.errors import ConfigError, RejectFile
-from sardata.sim.pdw import H5_FORMAT, H5_FORMAT_VERSION, MODES, PDW_DTYPE
 from sardata.sources._base import FileUnit, MemberStatus, Sample, Source, check_budget, open_hdf5
+
+# The file format is the reader's: the simulator (``sardata.sim.pdw``) imports these, never the other way round.
+#: one pulse of a train (``radar.md`` §2): TOA s relative to the first pulse, RF MHz, PW µs, PA dBm, source id
+PDW_DTYPE = np.dtype([("toa", "<f8"), ("rf", "<f4"), ("pw", "<f4"), ("pa", "<f4"), ("src", "<i2")])
+MODES = ("VS", "TAS", "STT")
+H5_FORMAT = "sardata-pdwsim"
+H5_FORMAT_VERSION = 1
+INDEX_DTYPE = np.dtype([("type_id", "<i4"), ("mode", "i1"), ("sample_idx", "<i8"), ("label", "<i2"),
+                        ("split", "S12")])  # fmt: skip
 
 H5_SUFFIXES = (".h5", ".hdf5")
 #: the downstream emitters of ``radar.md`` §2.5.2 (pool trains are unlabelled)
