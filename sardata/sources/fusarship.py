@@ -40,17 +40,14 @@ import csv
 import io
 import os
 import re
-import struct
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from sardata.discovery import walk
 from sardata.errors import ConfigError, RejectFile, SkipFile
 from sardata.sources._base import FileUnit, MemberStatus, Sample, Source, parse_float
-from sardata.sources._image import decode_image
+from sardata.sources._image import decode_image, decode_tiff
 from sardata.sources._sniff import sniff
 
 CLASSES = (
@@ -138,7 +135,7 @@ class FUSARShip(Source):
                 raise RejectFile("bad_format", f"content is {kind or 'unrecognised bytes'}, expected TIFF/JPEG/PNG")
             raise SkipFile("not_data", f"not an image or meta.csv (content {kind or 'unrecognised'})")
         label, split, meta = self._label(unit)
-        img, img_meta = _decode_tiff(data) if kind == "tiff" else decode_image(data, expect=("jpeg", "png"))
+        img, img_meta = decode_tiff(data) if kind == "tiff" else decode_image(data, expect=("jpeg", "png"))
         meta |= img_meta
         columns: dict[str, Any] = {
             "radiometry": "display8", "scale": "uint8", "sensor": "GF-3", "band": "C", "pol": "unknown",
@@ -319,15 +316,12 @@ def parse_meta_csv(data: bytes, folder: Path) -> _CSV:
 
 
 def _image_stems(folder: Path) -> set[str]:
-    """Normalised stems of every image file below ``folder`` (directory symlinks followed once)."""
+    """Normalised stems of every image file below ``folder``, by the ingest's traversal (symlinks followed once).
+
+    Unlistable folders are dropped here: the ingest's discovery already reports each one as a rejected row.
+    """
     stems: set[str] = set()
-    seen: set[tuple[int, int]] = set()
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        st = os.stat(dirpath)
-        if (st.st_dev, st.st_ino) in seen:
-            dirnames[:] = []
-            continue
-        seen.add((st.st_dev, st.st_ino))
+    for _dirpath, _dirnames, filenames in walk(folder, errors=[]):
         stems.update(_norm_id(n) for n in filenames if Path(n).suffix.lower() in IMAGE_SUFFIXES)
     return stems
 
@@ -342,84 +336,3 @@ def _norm_id(text: str) -> str:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]", "", text.lower())
-
-
-def _decode_tiff(data: bytes) -> tuple[np.ndarray, dict[str, Any]]:
-    """Decode a TIFF with rasterio into ``(1, H, W)`` uint8 (RGB-equal collapsed, colour → luma).
-
-    Raises:
-        RejectFile: ``truncated`` (strips/tiles end past EOF), ``undecodable``, ``bad_dtype``, ``bad_shape``.
-    """
-    need = tiff_payload_end(data)
-    if need is not None and need > len(data):
-        raise RejectFile("truncated", f"TIFF image data ends at byte {need} but the file has {len(data)} bytes")
-    from rasterio.errors import NotGeoreferencedWarning
-    from rasterio.io import MemoryFile
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with MemoryFile(data) as mem, mem.open() as ds:
-                from sardata.sources._base import check_raster_budget
-
-                check_raster_budget(ds, "TIFF")  # before the declared raster is allocated
-                arr = ds.read()
-    except RejectFile:
-        raise
-    except Exception as exc:  # rasterio raises RasterioIOError, CPLE_* ...
-        raise RejectFile("undecodable", f"TIFF decoder failed: {exc}") from exc
-    meta: dict[str, Any] = {"format": "tiff", "bands": int(arr.shape[0]), "was_colour": False}
-    if arr.dtype != np.uint8:
-        raise RejectFile("bad_dtype", f"expected 8-bit pixels, decoded {arr.dtype}")
-    if arr.shape[0] in (3, 4):
-        rgb = arr[:3]
-        if np.array_equal(rgb[0], rgb[1]) and np.array_equal(rgb[0], rgb[2]):
-            arr = rgb[:1]
-        else:
-            from PIL import Image
-
-            arr = np.asarray(Image.fromarray(np.ascontiguousarray(rgb.transpose(1, 2, 0))).convert("L"))[None]
-            meta["was_colour"] = True
-    elif arr.shape[0] != 1:
-        raise RejectFile("bad_shape", f"{arr.shape[0]} bands; expected 1 (or RGB)")
-    return np.ascontiguousarray(arr), meta
-
-
-def tiff_payload_end(data: bytes) -> int | None:
-    """Byte offset where the first image's strips or tiles end (classic TIFF), or None when it cannot be told.
-
-    Used to name a cut-off copy ``truncated`` instead of a generic decoder failure.
-    """
-    if len(data) < 8 or data[:2] not in (b"II", b"MM"):
-        return None
-    bo = "<" if data[:2] == b"II" else ">"
-    magic, ifd = struct.unpack(bo + "HI", data[2:8])
-    if magic != 42 or ifd + 2 > len(data):
-        return None  # BigTIFF or an unreadable directory: left to the decoder
-    (n,) = struct.unpack_from(bo + "H", data, ifd)
-    if ifd + 2 + 12 * n > len(data):
-        return None
-    tags = {}
-    for i in range(n):
-        tag, typ, count, raw = struct.unpack_from(bo + "HHI4s", data, ifd + 2 + 12 * i)
-        tags[tag] = (typ, count, raw)
-
-    def values(tag: int) -> tuple[int, ...] | None:
-        typ, count, raw = tags[tag]
-        fmt = {3: "H", 4: "I"}.get(typ)
-        if fmt is None:
-            return None
-        size = struct.calcsize(fmt) * count
-        if size <= 4:
-            return struct.unpack_from(bo + fmt * count, raw)
-        (offset,) = struct.unpack(bo + "I", raw)
-        if offset + size > len(data):
-            return None
-        return struct.unpack_from(bo + fmt * count, data, offset)
-
-    for offsets_tag, counts_tag in ((273, 279), (324, 325)):  # strips, tiles
-        if offsets_tag in tags and counts_tag in tags:
-            offsets, counts = values(offsets_tag), values(counts_tag)
-            if offsets and counts and len(offsets) == len(counts):
-                return max(o + c for o, c in zip(offsets, counts, strict=True))
-    return None

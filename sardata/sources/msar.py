@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from sardata.discovery import walk
 from sardata.errors import ConfigError, RejectFile, SkipFile
 from sardata.sources._base import FileUnit, Sample, Source
 from sardata.sources._image import decode_image
@@ -230,15 +231,12 @@ def build_layout(base: Path, rels: Iterable[str]) -> Layout:
 
 
 def _walk(base: Path) -> list[str]:
-    """Relative paths of every file under ``base`` (same traversal as :func:`sardata.ingest.discover`)."""
+    """Relative paths of every file under ``base``, by the ingest's own traversal (:func:`sardata.discovery.walk`).
+
+    Unlistable folders are dropped here: the ingest's discovery already reports each one as a rejected row.
+    """
     rels: list[str] = []
-    seen: set[tuple[int, int]] = set()
-    for dirpath, dirnames, filenames in os.walk(base, followlinks=True):
-        st = os.stat(dirpath)
-        if (st.st_dev, st.st_ino) in seen:  # a directory symlink loop
-            dirnames[:] = []
-            continue
-        seen.add((st.st_dev, st.st_ino))
+    for dirpath, _dirnames, filenames in walk(base, errors=[]):
         rels += [os.path.relpath(os.path.join(dirpath, n), base) for n in filenames]
     return rels
 
