@@ -25,7 +25,7 @@ from sardata.features.gr import (
     gr_maps,
     gr_maps_dense,
     gr_patch_targets,
-    patchify,
+    patchify_2d,
 )
 
 
@@ -173,7 +173,7 @@ def test_patch_target_layout() -> None:
     for ph, pw, s, py, px in [(0, 0, 0, 0, 0), (3, 7, 2, 5, 11), (13, 13, 3, 15, 15), (1, 12, 1, 0, 9)]:
         assert t[0, ph * 14 + pw, s * 256 + py * 16 + px] == g[0, s, ph * 16 + py, pw * 16 + px]
     with pytest.raises(GRInputError, match="multiple of patch size"):
-        patchify(torch.zeros(1, 4, 30, 32), 16)
+        patchify_2d(torch.zeros(1, 4, 30, 32), 16)
 
 
 @pytest.mark.parametrize("codec", sorted(GR_CODECS))

@@ -18,7 +18,7 @@ from sardata.models.layers.lora import (
     lora_target_names,
     trainable_parameter_count,
 )
-from sardata.models.layers.seq import patch_valid, patchify, toa_pos_embed, unpatchify
+from sardata.models.layers.seq import patch_valid, patchify_1d, toa_pos_embed, unpatchify_1d
 from sardata.recipes import ModelPreset, load_yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -186,10 +186,10 @@ def test_init_is_seeded_and_leaves_global_rng_alone() -> None:
 
 def test_patchify_pe_and_patch_validity() -> None:
     x = torch.arange(2 * 2 * 512, dtype=torch.float32).reshape(2, 2, 512)
-    tokens = patchify(x, 8)
+    tokens = patchify_1d(x, 8)
     assert tokens.shape == (2, 64, 16)
     assert torch.equal(tokens[0, 1], torch.cat([x[0, 0, 8:16], x[0, 1, 8:16]]))  # channel-major
-    assert torch.equal(unpatchify(tokens, 2), x)
+    assert torch.equal(unpatchify_1d(tokens, 2), x)
     valid = torch.zeros(1, 512, dtype=torch.bool)
     valid[0, :17] = True  # patches 0, 1 full, patch 2 partial → valid; the rest fully padded
     assert patch_valid(valid, 8)[0].tolist() == [True] * 3 + [False] * 61

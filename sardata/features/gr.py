@@ -206,7 +206,7 @@ class _Workspace:
         out.sqrt_().mul_(_LN2)  # log2 → natural log units
 
 
-def patchify(maps: torch.Tensor, patch_size: int) -> torch.Tensor:
+def patchify_2d(maps: torch.Tensor, patch_size: int) -> torch.Tensor:
     """``(N, C, H, W)`` → ``(N, (H/p)(W/p), C·p²)``; patch index row-major, features scale-major then pixels."""
     n, c, h, w = maps.shape
     p = patch_size
@@ -218,7 +218,7 @@ def patchify(maps: torch.Tensor, patch_size: int) -> torch.Tensor:
 
 def gr_patch_targets(images: torch.Tensor, patch_size: int = 16, radii: Sequence[int] = GR_RADII) -> torch.Tensor:
     """Per-patch GR targets ``(N, num_patches, len(radii)·p²)`` — e.g. (N, 196, 1024) for 224 px, p = 16."""
-    return patchify(gr_maps(images, radii), patch_size)
+    return patchify_2d(gr_maps(images, radii), patch_size)
 
 
 # ----------------------------------------------------------------------------------------------- baseline

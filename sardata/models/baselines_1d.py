@@ -31,10 +31,10 @@ from torch import nn
 from sardata.errors import ConfigError
 from sardata.models._registry import register_model
 from sardata.models.layers.seq import (
-    patchify,
+    forked_rng,
+    patchify_1d,
     random_subset,
     round_half_up,
-    seeded,
     unpack_batch,
 )
 from sardata.models.radarpos import BASE, TINY, HeadMixin, RadarEncoder, RadarPosClassifier, check_head
@@ -53,7 +53,7 @@ class MaskedReconstruction1D(RadarEncoder):
     def __init__(self, *, mask_ratio: float = 0.75, norm_target: bool = True, **trunk: Any) -> None:
         if not 0.0 < mask_ratio < 1.0:
             raise ConfigError(f"mask_ratio must be in (0, 1), got {mask_ratio}")
-        with seeded(trunk.get("seed")):
+        with forked_rng(trunk.get("seed")):
             super().__init__(**trunk)
             self.mask_ratio, self.norm_target = mask_ratio, norm_target
             self.mask_token = nn.Parameter(torch.zeros(1, 1, self.embed_dim))
@@ -74,7 +74,7 @@ class MaskedReconstruction1D(RadarEncoder):
         weights (N, P, C·L) (1 on valid samples)."""
         n, c, _ = x.shape
         w = valid[:, None, :].expand(n, c, -1).to(x.dtype)  # (N, C, S)
-        target, w = patchify(x, self.patch_len), patchify(w, self.patch_len)  # (N, P, C·L) each
+        target, w = patchify_1d(x, self.patch_len), patchify_1d(w, self.patch_len)  # (N, P, C·L) each
         if not self.norm_target:
             return target, w
         shape = (*target.shape[:2], c, self.patch_len)  # (N, P, C, L)
@@ -143,7 +143,7 @@ class ResNet1D(HeadMixin, nn.Module):
         if len(widths) != len(layers):
             raise ConfigError(f"widths {widths} and layers {layers} must have the same length")
         self.num_patches, self.seed, self.in_chans = num_patches, seed, in_chans
-        with seeded(seed):
+        with forked_rng(seed):
             self.conv1 = nn.Conv1d(in_chans, widths[0], 7, stride=2, padding=3, bias=False)
             self.bn1 = nn.BatchNorm1d(widths[0])
             self.relu = nn.ReLU(inplace=True)

@@ -37,7 +37,7 @@ from timm.layers import PatchEmbed
 from torch import nn
 
 from sardata.errors import ConfigError
-from sardata.features.gr import gr_maps, patchify
+from sardata.features.gr import gr_maps, patchify_2d
 from sardata.features.grcodec import check_radii, scaled_radii
 from sardata.models._registry import register_model
 from sardata.models.layers.attention import Block, init_weights_xavier, norm_layer
@@ -198,7 +198,7 @@ class LoMaRSAR(nn.Module):
         images = batch["image"]
         with torch.no_grad(), torch.autocast(images.device.type, enabled=False):
             if self.target == "pixel":
-                return patchify(images.float(), self.patch_size)  # (N, G², p²)
+                return patchify_2d(images.float(), self.patch_size)  # (N, G², p²)
             gr = batch.get("gr")
             if gr is None:
                 gr = gr_maps(images.float(), self.gr_radii, keys=sample_keys(batch))  # (N, R, H, W)
@@ -209,7 +209,7 @@ class LoMaRSAR(nn.Module):
                     f"batch['gr'] has shape {tuple(gr.shape)}, expected {(images.shape[0], len(self.gr_radii))} + "
                     f"{tuple(images.shape[2:])} (precomputed GR must match the image view; rebuild the shards)"
                 )
-            return patchify(gr.float(), self.patch_size)  # (N, G², 4·p²), scale-major
+            return patchify_2d(gr.float(), self.patch_size)  # (N, G², 4·p²), scale-major
 
     def forward_loss(self, batch: Mapping[str, Any], generator: torch.Generator) -> dict[str, torch.Tensor]:
         """One pretraining forward: ``{"loss", "pred" (N·W, S, F), "mask" (N·W, S) bool, "windows" (N, W, 2)}``."""

@@ -24,7 +24,7 @@ from timm.models.vision_transformer import Block
 from torch import nn
 
 from sardata.errors import ConfigError
-from sardata.features.gr import patchify
+from sardata.features.gr import patchify_2d
 from sardata.models._registry import register_model
 from sardata.models.layers.attention import init_weights_xavier, norm_layer
 from sardata.models.layers.inputs import check_input_norm, normalise_input
@@ -125,7 +125,7 @@ class MaskedAutoencoder(nn.Module):
 
     def patch_targets(self, images: torch.Tensor) -> torch.Tensor:
         """``(N, L, p²)`` float32 pixel targets, per-patch normalised when ``norm_pix_loss``."""
-        target = patchify(images.float(), self.patch_size)
+        target = patchify_2d(images.float(), self.patch_size)
         if self.norm_pix_loss:
             mean = target.mean(dim=-1, keepdim=True)
             var = target.var(dim=-1, keepdim=True)

@@ -50,14 +50,14 @@ from sardata.models.layers.heads import FreezableEncoder
 from sardata.models.layers.seq import (
     LN_EPS,
     PE,
-    Block,
+    MaskedBlock,
+    forked_rng,
     init_weights,
     patch_valid,
-    patchify,
+    patchify_1d,
     positions,
     random_subset,
     round_half_up,
-    seeded,
     unpack_batch,
 )
 from sardata.models.radarpos_pretext import (
@@ -124,7 +124,7 @@ class RadarEncoder(nn.Module):
         self.patch_embed = nn.Linear(in_chans * patch_len, embed_dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.blocks = nn.ModuleList(
-            Block(embed_dim, num_heads, mlp_ratio, fused_qkv=qkv == "fused") for _ in range(depth)
+            MaskedBlock(embed_dim, num_heads, mlp_ratio, fused_qkv=qkv == "fused") for _ in range(depth)
         )
         self.norm = nn.LayerNorm(embed_dim, eps=LN_EPS)
 
@@ -149,7 +149,7 @@ class RadarEncoder(nn.Module):
         """Patch tokens (N, P, D), their PE (N, P, D) and patch validity (N, P)."""
         x, tau, valid = unpack_batch(batch, self.num_patches)
         self.check_batch(x, tau, valid)
-        tokens = self.patch_embed(patchify(x, self.patch_len))  # (N, P, D)
+        tokens = self.patch_embed(patchify_1d(x, self.patch_len))  # (N, P, D)
         pe = positions(tau, self.pe, self.embed_dim).to(tokens.dtype)  # (N, P, D)
         return tokens, pe, patch_valid(valid, self.patch_len)
 
@@ -195,7 +195,7 @@ class RadarPosPretrain(RadarEncoder):
             raise ConfigError(f"smooth_dist must be 'index' or 'tau', got {smooth_dist!r}")
         if projector not in ("linear", "mlp"):
             raise ConfigError(f"projector must be 'linear' or 'mlp', got {projector!r}")
-        with seeded(trunk.get("seed")):
+        with forked_rng(trunk.get("seed")):
             super().__init__(**trunk)
             d, p = self.embed_dim, self.num_patches
             self.alpha_pos, self.sigma, self.temperature = alpha_pos, sigma, temperature
@@ -269,7 +269,7 @@ class HeadMixin(FreezableEncoder):
         """``head = Sequential(norm, fc)``; ``fc`` trunc-normal weight (2e-5 finetune, 0.01 linear, as MAE and
         the SAR family), bias 0; then freeze/unfreeze by ``kind``."""
         d = self.num_features
-        with seeded(self.seed, device):
+        with forked_rng(self.seed, device):
             fc = nn.Linear(d, num_classes)
             nn.init.trunc_normal_(fc.weight, std=2e-5 if kind == "finetune" else 0.01)
             nn.init.zeros_(fc.bias)
@@ -301,7 +301,7 @@ class RadarPosClassifier(HeadMixin, RadarEncoder):
     ) -> None:
         if pool not in ("cls", "mean"):
             raise ConfigError(f"pool must be 'cls' or 'mean', got {pool!r}")
-        with seeded(trunk.get("seed")):
+        with forked_rng(trunk.get("seed")):
             super().__init__(**trunk)
             self.pool = pool
             self._init_trunk()
@@ -316,7 +316,7 @@ class RadarPosClassifier(HeadMixin, RadarEncoder):
         """
         check_head(num_classes, kind)
         d, device = self.num_features, self.cls_token.device
-        with seeded(self.seed, device):
+        with forked_rng(self.seed, device):
             norm = nn.LayerNorm(d, eps=LN_EPS) if kind == "finetune" else nn.BatchNorm1d(d, affine=False, eps=1e-6)
         self._install_head(norm, num_classes, kind, device)
 

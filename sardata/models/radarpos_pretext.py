@@ -7,7 +7,7 @@ without the model classes. :mod:`sardata.models.radarpos` re-exports every publi
 Decoder decisions (the paper says only "Transformer encoder-decoder blocks … during fine-tuning, only the
 Transformer encoder is adapted", §2.1; the spec fixes depth 2 and the encoder's width):
 
-* The blocks are the encoder's own :class:`~sardata.models.layers.seq.Block` (pre-LN, explicit ``nn.Linear``
+* The blocks are the encoder's own :class:`~sardata.models.layers.seq.MaskedBlock` (pre-LN, explicit ``nn.Linear``
   named ``decoder.blocks.{i}.attn.qkv|proj`` / ``mlp.fc1|fc2``), same heads and MLP ratio, no input embedding
   (same width) and no final norm: the projector's LayerNorm follows directly (§4.2.4), as MAE's ``decoder_norm``
   would duplicate it.
@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sardata.errors import ConfigError
-from sardata.models.layers.seq import Block
+from sardata.models.layers.seq import MaskedBlock
 
 #: state_dict prefixes that only the pretraining model holds; a classifier ignores them when loading
 PRETRAIN_ONLY_PREFIXES = ("mask_pos_token", "projector.", "decoder.")
@@ -44,7 +44,7 @@ class PositionDecoder(nn.Module):
         if depth < 0:
             raise ConfigError(f"decoder_depth must be >= 0, got {depth}")
         self.depth = depth
-        self.blocks = nn.ModuleList(Block(dim, num_heads, mlp_ratio, fused_qkv=fused_qkv) for _ in range(depth))
+        self.blocks = nn.ModuleList(MaskedBlock(dim, num_heads, mlp_ratio, fused_qkv=fused_qkv) for _ in range(depth))
 
     def forward(self, z: torch.Tensor, key_valid: torch.Tensor) -> torch.Tensor:
         """(N, 1 + P, D) encoder output, cls first → same shape; ``key_valid`` (N, P) patch keys (cls always)."""

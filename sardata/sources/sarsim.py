@@ -132,7 +132,7 @@ class SARSim(Source):
         for group, column in (("depression", "depression_deg"), ("azimuth", "azimuth_deg")):
             if group in groups:
                 columns[column] = _angle(group, groups.pop(group))
-        img, meta, radiometry = decode_npy(data, self.options.depth16) if kind == "npy" else self._image(data)
+        img, meta, radiometry = decode_sarsim_npy(data, self.options.depth16) if kind == "npy" else self._image(data)
         columns.update(radiometry)
         return [
             Sample(
@@ -229,8 +229,10 @@ def _float_image(arr: np.ndarray) -> tuple[np.ndarray, dict[str, Any], dict[str,
     return arr.astype(np.float32)[None], {}, {"radiometry": "unknown", "scale": "unknown"}
 
 
-def decode_npy(data: bytes, depth16: str) -> tuple[np.ndarray, dict[str, Any], dict[str, str]]:
-    """Load a greyscale ``.npy`` (``(H, W)``, ``(1, H, W)`` or ``(H, W, 1)``) without unpickling.
+def decode_sarsim_npy(data: bytes, depth16: str) -> tuple[np.ndarray, dict[str, Any], dict[str, str]]:
+    """Load a greyscale SARSim input ``.npy`` (``(H, W)``, ``(1, H, W)`` or ``(H, W, 1)``) without unpickling.
+
+    An ingest input, unlike the shard members :func:`sardata.shards.codecs.decode_npy` reads back.
 
     Raises:
         RejectFile: ``undecodable`` (corrupt, object array), ``bad_shape``, ``bad_dtype``.

@@ -24,6 +24,7 @@ import torch
 
 from sardata.atomic import atomic_path
 from sardata.errors import ConfigError, LoaderStateError
+from sardata.models.layers.seq import forked_rng
 
 CHECKPOINT_FORMAT = "sardata-checkpoint/1"
 
@@ -82,9 +83,12 @@ def step_generator(seed: int, step: int, micro_shard: int, device: torch.device)
 
 @contextlib.contextmanager
 def seeded(seed: int, *parts: int) -> Iterator[None]:
-    """Run a block (model / head construction) with the global RNG seeded, restoring it afterwards."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed_int(seed, *parts))
+    """Run a block (model / head construction) with the global RNG seeded, restoring it afterwards.
+
+    The trainers' form of :func:`~sardata.models.layers.seq.forked_rng`: the seed is derived from the run seed
+    and ``parts`` (:func:`seed_int`), so each construction site draws an independent stream.
+    """
+    with forked_rng(seed_int(seed, *parts)):
         yield
 
 

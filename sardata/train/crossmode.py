@@ -47,7 +47,7 @@ from sardata.train.crossmode_table import (
     check_degenerate,
     classes_summary,
     reference_summary,
-    write_table,
+    write_crossmode_summary,
 )
 from sardata.train.metrics import aggregate, scores
 from sardata.train.schedule import warmup_step_decay
@@ -238,7 +238,7 @@ def references(cfg: CrossModeConfig, out: Path, raw: dict[str, dict[str, RawSide
     try:
         verdict = check_degenerate(refs, cfg.modes, cfg.degenerate_above, cfg.allow_degenerate)
     except DegenerateBenchmarkError as exc:
-        write_table(out, refs, [], cfg.modes, cfg.seeds, n_classes, f"NOT RUN: {exc}")
+        write_crossmode_summary(out, refs, [], cfg.modes, cfg.seeds, n_classes, f"NOT RUN: {exc}")
         raise
     return refs, verdict
 
@@ -293,5 +293,5 @@ def run_crossmode(cfg: CrossModeConfig, out: str | Path, progress: Any = None) -
                 "train_accuracy_mean": float(np.mean(fits[(r["arm"], r["src"])]))}
                for r in aggregate(rows, by=("arm", "src", "dst")) for key in [(r["arm"], r["src"], r["dst"])]]  # fmt: skip
     summary += refs
-    write_table(out, summary, [a.name for a in cfg.arms], cfg.modes, cfg.seeds, n_classes, verdict)
+    write_crossmode_summary(out, summary, [a.name for a in cfg.arms], cfg.modes, cfg.seeds, n_classes, verdict)
     return CrossModeResult(out, rows, summary)

@@ -132,8 +132,9 @@ def gate(cell: dict[tuple[str, str, str], dict[str, Any]], arm: str, modes: Sequ
     return f1, k, f1 >= GATE_MACRO_F1 and k >= n_classes - 1
 
 
-def write_table(out: Path, summary: list[dict[str, Any]], arms: Sequence[str], modes: Sequence[str],
-                seeds: Sequence[int], n_classes: int, verdict: str = "") -> None:  # fmt: skip
+def write_crossmode_summary(out: Path, summary: list[dict[str, Any]], arms: Sequence[str],
+                            modes: Sequence[str], seeds: Sequence[int], n_classes: int,
+                            verdict: str = "") -> None:  # fmt: skip
     """``summary.csv`` (every row, arms and references) and ``summary.md``: Table 3 layout (accuracy % / macro-F1,
     mean ± std over seeds, ddof 0), the reference rows under a rule, then the in-mode diagonal with the collapse
     diagnostics. ``arms`` gives the arms' row order; reference rows are shown when present in ``summary``."""

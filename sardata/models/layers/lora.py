@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from sardata.errors import ConfigError, DependencyNotFoundError
-from sardata.models.layers.seq import seeded
+from sardata.models.layers.seq import forked_rng
 
 Targets = Literal["attn", "attn+mlp", "qv"]
 
@@ -132,7 +132,7 @@ def apply_lora(
         raise ConfigError(f"LoRA backend must be 'peft' or 'builtin', got {backend!r}")
     for p in model.parameters():
         p.requires_grad_(False)
-    with seeded(seed, device):
+    with forked_rng(seed, device):
         for name in names:
             parent, _, child = name.rpartition(".")
             owner = model.get_submodule(parent) if parent else model
@@ -159,5 +159,5 @@ def _apply_peft(
         target_modules=TARGET_PATTERNS[targets],
         modules_to_save=list(HEAD_MODULES),
     )
-    with seeded(seed, device):
+    with forked_rng(seed, device):
         return get_peft_model(model, config)

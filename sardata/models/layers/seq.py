@@ -4,7 +4,7 @@ pre-norm transformer block with a key padding mask (``radar.md`` §3.5–§3.7, 
 Tensor layout: a frame is ``x`` (N, C, S) with C = 2 channels and S = 512 samples (IQ) or pulses (PDW);
 ``valid`` (N, S) bool marks real samples (False = zero padding). Patches are S / patch_len consecutive samples;
 a token holds the patch's values **channel-major** (all samples of ch0, then all of ch1), so (N, 2, 512) →
-(N, 64, 16) and :func:`unpatchify` inverts it exactly.
+(N, 64, 16) and :func:`unpatchify_1d` inverts it exactly.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ LN_EPS = 1e-6
 PE = Literal["toa", "index", "none"]
 
 
-def patchify(x: torch.Tensor, patch_len: int) -> torch.Tensor:
+def patchify_1d(x: torch.Tensor, patch_len: int) -> torch.Tensor:
     """(N, C, S) → (N, S / patch_len, C·patch_len), each token channel-major."""
     n, c, s = x.shape
     if s % patch_len:
@@ -34,8 +34,8 @@ def patchify(x: torch.Tensor, patch_len: int) -> torch.Tensor:
     return x.reshape(n, c, p, patch_len).permute(0, 2, 1, 3).reshape(n, p, c * patch_len)
 
 
-def unpatchify(tokens: torch.Tensor, in_chans: int) -> torch.Tensor:
-    """(N, P, C·L) → (N, C, P·L); the inverse of :func:`patchify`."""
+def unpatchify_1d(tokens: torch.Tensor, in_chans: int) -> torch.Tensor:
+    """(N, P, C·L) → (N, C, P·L); the inverse of :func:`patchify_1d`."""
     n, p, d = tokens.shape
     length = d // in_chans
     return tokens.reshape(n, p, in_chans, length).permute(0, 2, 1, 3).reshape(n, in_chans, p * length)
@@ -110,12 +110,13 @@ def random_subset(candidates: torch.Tensor, counts: torch.Tensor, generator: tor
 
 
 @contextlib.contextmanager
-def seeded(seed: int | None, device: torch.device | str | None = None) -> Iterator[None]:
+def forked_rng(seed: int | None, device: torch.device | str | None = None) -> Iterator[None]:
     """Run parameter initialisation from ``seed`` without leaving a trace on torch's global RNG.
 
     ``nn.Module`` constructors and peft draw from the default generator; forking it and seeding inside makes
     model init a pure function of ``seed`` while the caller's RNG state is restored afterwards. ``seed=None``
     draws from the caller's global RNG as it stands (the trainers seed it around model construction).
+    :func:`sardata.train.common.seeded` is this with the seed derived from a run seed and construction-site ids.
     """
     if seed is None:
         yield
@@ -127,8 +128,11 @@ def seeded(seed: int | None, device: torch.device | str | None = None) -> Iterat
         yield
 
 
-class Attention(nn.Module):
+class MaskedAttention(nn.Module):
     """Multi-head self-attention through ``F.scaled_dot_product_attention`` with a boolean key mask.
+
+    The 1-D radar attention (padding masked out); the 2-D SAR ViT's iRPE attention is
+    :class:`sardata.models.layers.attention.Attention`.
 
     Plain Linears named ``qkv``/``proj`` (or ``q``/``k``/``v``/``proj`` with ``fused=False``, the LoRA-paper
     ``q|v`` arm) so peft can target them by name (``radar.md`` §4.3).
@@ -171,13 +175,13 @@ class Mlp(nn.Module):
         return self.fc2(self.act(self.fc1(x)))
 
 
-class Block(nn.Module):
-    """Pre-LN transformer block: ``x + attn(norm1(x))`` then ``x + mlp(norm2(x))``."""
+class MaskedBlock(nn.Module):
+    """Pre-LN transformer block: ``x + attn(norm1(x))`` then ``x + mlp(norm2(x))``, keys masked by ``key_mask``."""
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, *, fused_qkv: bool = True) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=LN_EPS)
-        self.attn = Attention(dim, num_heads, fused=fused_qkv)
+        self.attn = MaskedAttention(dim, num_heads, fused=fused_qkv)
         self.norm2 = nn.LayerNorm(dim, eps=LN_EPS)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
