@@ -65,7 +65,7 @@ def test_radarpos_pretrain_then_crossmode_table(radar: dict[str, Path], tmp_path
     (tmp_path / "cm.yaml").write_text(yaml.safe_dump(recipe))
     cmd = [sys.executable, "-m", "sardata.cli", "train", "finetune", "-r", str(tmp_path / "cm.yaml"),
            "--out", str(tmp_path / "cm")]  # fmt: skip
-    # The committed fixture's emitters sit in separate bands (drawn before confusable became the default): the
+    # The committed fixture's emitters sit in separate bands (``confusable=False`` on purpose): the
     # RF-only rule solves it, so the command refuses to train and writes the reference table alone.
     refused = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     assert refused.returncode == 1 and "benchmark is degenerate" in refused.stderr

@@ -15,6 +15,7 @@ import pytest
 from conftest import FIXTURES, load_generator
 
 from sardata.config import canonical_json
+from sardata.errors import ConfigError
 from sardata.ingest import ingest, load_ingest
 from sardata.sim.pdw import (
     DOWNSTREAM_BASE,
@@ -31,6 +32,7 @@ from sardata.sim.pdw import (
     simulate_key,
     split_test_counts,
 )
+from sardata.sim.pdw.intercept import MAX_PULSES
 from sardata.sim.pdw.receiver import dead_time_keep as _dead_time
 from sardata.store import load_arrays
 
@@ -42,7 +44,7 @@ IDEAL = ReceiverConfig.ideal()
 def _find(mode: int, law: str, n_pulses: int = 576, start: int = 0, ok=lambda m: True) -> tuple[np.ndarray, dict]:
     """First sample (type 0.., index 0..) of ``law`` in ``mode`` through an ideal receiver that satisfies ``ok``."""
     for i in range(start, start + 200):
-        pdw, meta = simulate(1, i % 40, mode, i, receiver=IDEAL, n_pulses=n_pulses, law=law)
+        pdw, meta = simulate(1, i % 40, mode, i, receiver=IDEAL, stop="detections", n_pulses=n_pulses, law=law)
         if meta["pri_law"] == law and ok(meta):
             return pdw, meta
     raise AssertionError(f"no {law} sample found")
@@ -57,7 +59,7 @@ def test_same_key_is_byte_identical_and_keys_differ() -> None:
         c, _ = simulate(3, 5, mode, 12)
         assert a.tobytes() != c.tobytes()
         assert ma["seed"] == [3, 5, mode, 11] and ma["mode"] == mode and ma["type_id"] == 5
-        assert a["toa"][0] == 0 and np.all(np.diff(a["toa"]) >= 0) and len(a) >= 576
+        assert a["toa"][0] == 0 and np.all(np.diff(a["toa"]) >= 0) and len(a) > 0 and ma["stop"] == "intercept"
 
 
 def test_committed_fixture_regenerates_from_its_keys() -> None:
@@ -68,9 +70,9 @@ def test_committed_fixture_regenerates_from_its_keys() -> None:
         with h5py.File(path, "r") as f:
             recipe = json.loads(f.attrs["recipe"])
             off, index, pulses = f["offsets"][()], f["index"][()], f["pulses"][()]
-            job = FileJob(
-                "x", (), int(f.attrs["global_seed"]), bool(recipe.get("confusable", False)), recipe["n_pulses"]
-            )
+            job = FileJob("x", (), int(f.attrs["global_seed"]), bool(recipe.get("confusable", False)),
+                          recipe.get("n_pulses", 576), stop=recipe["stop"],
+                          max_pulses=recipe.get("max_pulses", MAX_PULSES))  # fmt: skip
             for row in (0, len(index) - 1):
                 r = index[row]
                 key = SampleKey(int(r["type_id"]), int(r["mode"]), int(r["sample_idx"]))
@@ -151,7 +153,7 @@ def test_dwell_and_switch_levels_recovered() -> None:
 @pytest.mark.parametrize("mode", [0, 1, 2])
 def test_mode_prf_ranges(mode: int) -> None:
     for i in range(12):
-        pdw, meta = simulate(2, i, mode, i, receiver=IDEAL, n_pulses=200)
+        pdw, meta = simulate(2, i, mode, i, receiver=IDEAL, stop="detections", n_pulses=200)
         regime = meta["regime"]
         assert regime == {0: "hprf", 1: "tas"}.get(mode, regime) and regime in ("hprf", "stt_mprf", "tas")
         lo, hi = {"hprf": (3e-6, 12e-6), "tas": (40e-6, 150e-6), "stt_mprf": (20e-6, 100e-6)}[regime]
@@ -166,8 +168,9 @@ def test_mode_prf_ranges(mode: int) -> None:
 # ----------------------------------------------------------------------------------------------- receiver
 def test_misses_reduce_count_in_a_fixed_window() -> None:
     base = replace(IDEAL, sensitivity_dbm=(-400.0, -400.0))
-    a, _ = simulate(4, 1, 2, 0, receiver=base, n_pulses=100_000, t_max=2e-3)
-    b, mb = simulate(4, 1, 2, 0, receiver=replace(base, p_miss=(0.3, 0.3)), n_pulses=100_000, t_max=2e-3)
+    a, _ = simulate(4, 1, 2, 0, receiver=base, stop="detections", n_pulses=100_000, t_max=2e-3)
+    b, mb = simulate(4, 1, 2, 0, receiver=replace(base, p_miss=(0.3, 0.3)), stop="detections", n_pulses=100_000,
+                     t_max=2e-3)  # fmt: skip
     assert mb["truncated"] and 0.6 * len(a) < len(b) < 0.8 * len(a)
 
 
@@ -269,7 +272,7 @@ def test_chunked_reads_match_whole_reads(tmp_path: Path) -> None:
 
 def test_cli_sim_pdw_writes_and_resumes(tmp_path: Path, sardata_cmd: list[str]) -> None:
     cmd = [*sardata_cmd, "sim", "pdw", "--out", str(tmp_path), "--types", "2", "--per-type-mode", "1",
-           "--types-per-file", "1", "--n-pulses", "16", "--workers", "2"]  # fmt: skip
+           "--types-per-file", "1", "--stop", "detections", "--n-pulses", "16", "--workers", "2"]  # fmt: skip
     res = subprocess.run(cmd, capture_output=True, text=True)
     assert res.returncode == 0 and "wrote 6 trains in 2 files" in res.stdout, res.stderr
     files = sorted((tmp_path / "pool").glob("*.h5"))
@@ -288,3 +291,47 @@ def test_meta_matches_tolerates_last_digit_drift_only() -> None:
     assert not meta_matches(a, {**a, "pri_levels_s": [4.1e-05, 5.2240e-05]})
     assert not meta_matches(a, {**a, "n": 4}) and not meta_matches(a, {**a, "n": 3.0})
     assert not meta_matches(a, {**a, "pri_levels_s": [4.1e-05]}) and not meta_matches(a, {**a, "law": "jitter"})
+
+
+# ----------------------------------------------------------------------------------------------- intercepts
+def test_vs_intercept_is_one_whole_pass_centred_on_the_main_lobe() -> None:
+    """Ideal receiver (sidelobes detectable): the train spans ± TAIL_NULLS first-null widths around one beam
+    crossing, so the antenna pattern puts the PA peak in the middle of the train, at a fixed place."""
+    from sardata.sim.pdw.intercept import TAIL_NULLS
+
+    pdw, meta = simulate(1, 3, 0, 0, receiver=IDEAL, max_pulses=10**6)
+    et = draw_type(1, 3)
+    lo, hi = meta["intercept_s"]
+    assert meta["stop"] == "intercept" and not meta["truncated"] and lo >= 0
+    assert hi - lo == pytest.approx(2 * TAIL_NULLS * et.beamwidth_deg / 0.886 / et.scan_rate_dps, rel=1e-9)
+    assert pdw["toa"][-1] == pytest.approx(hi - lo, abs=2 * meta["mean_pri_s"])
+    peak = pdw["toa"][np.argmax(pdw["pa"])] / pdw["toa"][-1]
+    assert 0.45 < peak < 0.55  # the crossing is the middle of the intercept
+    edges = np.concatenate([pdw["pa"][: len(pdw) // 10], pdw["pa"][-len(pdw) // 10 :]])
+    assert edges.max() <= meta["receiver"]["ml_dbm"] + et.sidelobe_db + 1e-3  # sidelobe tails at the floor
+
+
+def test_tas_intercept_is_one_search_frame_and_stt_one_dwell_sequence() -> None:
+    from sardata.sim.pdw.intercept import DWELL_CPIS
+
+    _, tas = simulate(1, 4, 1, 0, receiver=IDEAL, max_pulses=10**6)
+    et = draw_type(1, 4)
+    assert (
+        tas["scan"]["pos0"] == 0
+        and tas["frame_positions"] == (int(2 * et.sector_half_deg // et.beamwidth_deg) + 1) * et.bars
+    )
+    assert tas["n_emitter"] == tas["intercept_pulses"] or tas["time_clipped"]
+    stt, meta = simulate(1, 4, 2, 0, receiver=IDEAL, max_pulses=10**6)
+    assert DWELL_CPIS[0] <= meta["dwell_cpis"] <= DWELL_CPIS[1]
+    assert len(stt) == meta["dwell_cpis"] * meta["cpi"] == meta["intercept_pulses"] and not meta["truncated"]
+
+
+def test_intercept_cap_and_stop_rule_flags() -> None:
+    pdw, meta = simulate(1, 3, 0, 0, receiver=IDEAL, max_pulses=300)
+    assert len(pdw) == 300 and meta["truncated"] and meta["n_target"] == 300
+    old, mold = simulate(1, 3, 0, 0, receiver=IDEAL, stop="detections", n_pulses=300)
+    assert mold["stop"] == "detections" and len(old) == 300
+    with pytest.raises(ConfigError, match="stop 'whole'"):
+        simulate(1, 3, 0, 0, stop="whole")
+    with pytest.raises(ConfigError, match="max_pulses"):
+        simulate(1, 3, 0, 0, max_pulses=0)

@@ -101,11 +101,12 @@ def artifacts(tmp_path_factory) -> tuple[dict[str, tuple[str, tuple[str, ...]]],
             rows = read_table(path, table).to_pylist()
             out[f"{name}/{table}.content"] = (_sha(canonical_json(rows).encode()), (*deps, "pyarrow"))
             out[f"{name}/{table}.parquet"] = (_sha(path.read_bytes()), (*deps, "pyarrow"))
-    job = FileJob("x", (), 7, False, 256)
-    pulses = b"".join(
-        simulate_key(job, SampleKey(t, m, i))[0].tobytes() for t in (0, 3) for m in range(3) for i in (0, 9)
-    )
-    out["pdw/pulses"] = (_sha(pulses), ("numpy",))
+    for name, job in (("pdw/pulses", FileJob("x", (), 7, False, 256, stop="detections")),
+                      ("pdw/intercept", FileJob("x", (), 7))):  # fmt: skip
+        pulses = b"".join(
+            simulate_key(job, SampleKey(t, m, i))[0].tobytes() for t in (0, 3) for m in range(3) for i in (0, 9)
+        )
+        out[name] = (_sha(pulses), ("numpy",))
     out.update(_demo_hashes(tmp / "demo"))
     return out, arrays
 

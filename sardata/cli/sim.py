@@ -51,7 +51,24 @@ def sim_pdw(
         int | None, typer.Option(help="Downstream: seeded class→count permutation (default identity).")
     ] = None,
     types_per_file: Annotated[int, typer.Option(min=1, help="Pool: types per HDF5 file.")] = 10,
-    n_pulses: Annotated[int, typer.Option(min=1, help="Emitter detections per train (512 + 64).")] = 576,
+    stop: Annotated[
+        str,
+        typer.Option(
+            help="Where a train ends: 'intercept' (one whole illumination, radar.md §2.4.6) or "
+            "'detections' (the earlier rule: --n-pulses detections)."
+        ),
+    ] = "intercept",
+    max_pulses: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="--stop intercept: cap on surviving detections per train [default: the "
+            "library's sardata.sim.pdw.intercept.MAX_PULSES].",
+        ),
+    ] = None,
+    n_pulses: Annotated[
+        int, typer.Option(min=1, help="--stop detections: emitter detections per train (512 + 64).")
+    ] = 576,
     compress: Annotated[bool, typer.Option("--compress", help="gzip the pulse tables (smaller, ~25% slower).")] = False,
 ) -> None:
     """Simulated multifunction-radar PDW trains (radar.md §2) as HDF5, ready for `sardata ingest pdwsim`."""
@@ -63,7 +80,8 @@ def sim_pdw(
     try:
         r = write_dataset(out, kind=kind, global_seed=seed, n_types=types, per_type_mode=per_type_mode,
                           types_per_file=types_per_file, confusable=confusable, test_per_class=test_per_class,
-                          permute_seed=permute_seed, n_pulses=n_pulses, compression="gzip" if compress else None,
+                          permute_seed=permute_seed, n_pulses=n_pulses, stop=stop,
+                          **({"max_pulses": max_pulses} if max_pulses else {}), compression="gzip" if compress else None,
                           workers=workers, progress=update)  # fmt: skip
     finally:
         bar.close()

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from sardata.errors import ConfigError
+from sardata.sim.pdw.intercept import MAX_PULSES
 from sardata.sim.pdw.receiver import ReceiverConfig
 from sardata.sim.pdw.simulate import simulate
 from sardata.sim.pdw.types import DOWNSTREAM_BASE, SIM_VERSION, downstream_type_ids, draw_type
@@ -47,6 +48,8 @@ class FileJob:
     classes: tuple[str, ...] = ()
     recipe: str = "{}"
     compression: str | None = None  # "gzip" (level 1, +shuffle) ≈ halves the files for ≈25 % more CPU
+    stop: str = "intercept"  # or "detections" (n_pulses): sardata.sim.pdw.intercept
+    max_pulses: int = MAX_PULSES
 
 
 def pool_plan(n_types: int = 300, per_type_mode: int = 8, types_per_file: int = 10) -> list[list[SampleKey]]:
@@ -101,7 +104,8 @@ def downstream_plan(global_seed: int = 0, counts: tuple[int, ...] = LONGTAIL_COU
 def simulate_key(job: FileJob, key: SampleKey, receiver: ReceiverConfig | None = None) -> tuple[np.ndarray, dict]:
     """Simulate one planned row (the regeneration entry point of integrity checks)."""
     return simulate(job.global_seed, key.type_id, key.mode, key.sample_idx, receiver=receiver,
-                    n_pulses=job.n_pulses, t_max=job.t_max, confusable=job.confusable)  # fmt: skip
+                    n_pulses=job.n_pulses, t_max=job.t_max, confusable=job.confusable, stop=job.stop,
+                    max_pulses=job.max_pulses)  # fmt: skip
 
 
 def write_h5(path: str | Any, job: FileJob, trains: list[np.ndarray], metas: list[dict]) -> None:
@@ -215,6 +219,8 @@ def write_dataset(
     test_total: int = TEST_TOTAL,
     n_pulses: int = 576,
     t_max: float = 2.0,
+    stop: str = "intercept",
+    max_pulses: int = MAX_PULSES,
     compression: str | None = None,
     workers: int = 2,
     progress: Any = None,
@@ -230,8 +236,8 @@ def write_dataset(
 
     from sardata.atomic import atomic_write_bytes
 
-    recipe = {"kind": kind, "global_seed": global_seed, "n_pulses": n_pulses, "t_max_s": t_max,
-              "sim_version": SIM_VERSION}  # fmt: skip
+    recipe = {"kind": kind, "global_seed": global_seed, "stop": stop, "t_max_s": t_max, "sim_version": SIM_VERSION,
+              **({"n_pulses": n_pulses} if stop == "detections" else {"max_pulses": max_pulses})}  # fmt: skip
     if kind == "pool":
         recipe.update(n_types=n_types, per_type_mode=per_type_mode, types_per_file=types_per_file)
         groups = pool_plan(n_types, per_type_mode, types_per_file)
@@ -247,7 +253,8 @@ def write_dataset(
     else:
         raise ConfigError(f"dataset kind {kind!r}; choose pool or downstream")
     rjson = json.dumps(recipe, sort_keys=True, separators=(",", ":"))
-    jobs = [FileJob(rel, tuple(g), global_seed, confusable, n_pulses, t_max, classes, rjson, compression)
+    jobs = [FileJob(rel, tuple(g), global_seed, confusable, n_pulses, t_max, classes, rjson, compression, stop,
+                    max_pulses)
             for rel, g in zip(rels, groups, strict=True)]  # fmt: skip
     out = Path(out)
     n = run_jobs(jobs, out, workers, progress)

@@ -99,10 +99,23 @@ def vs_intervals(plan: Plan, ml: float, s_rx: float, t_until: float) -> list[tup
     as the main-lobe angle where ML + gain ≥ S_rx − 3 dB (read from a sinc² table). Pulses outside the intervals
     (detection probability < 2.3 % resp. < 0.14 %) are not simulated — this bounds the cost of slow scans.
     """
+    if sidelobes_detectable(plan, ml, s_rx):
+        return [(0.0, math.inf)]
+    centre, half = vs_crossings(plan, ml, s_rx, t_until)
+    ok = (half >= 0) & (centre + half > 0) & (centre - half < t_until)
+    return [(max(0.0, float(c - h)), float(c + h)) for c, h in zip(centre[ok], half[ok], strict=True)]
+
+
+def sidelobes_detectable(plan: Plan, ml: float, s_rx: float) -> bool:
+    """Sidelobe pulses reach S_rx − 2 dB (detection probability ≥ 2.3 % with 1 dB noise)."""
+    return ml + plan.et.sidelobe_db >= s_rx - SIDELOBE_MARGIN_DB
+
+
+def vs_crossings(plan: Plan, ml: float, s_rx: float, t_until: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per VS sweep in [0, ``t_until``]: the instant the beam crosses the ESM bearing and the half-time of the
+    main-lobe interval where ML + gain ≥ S_rx − 3 dB (−1 where that sweep's bar never gets there)."""
     et = plan.et
     need = s_rx - MAIN_LOBE_MARGIN_DB - ml
-    if ml + et.sidelobe_db >= s_rx - SIDELOBE_MARGIN_DB:
-        return [(0.0, math.inf)]
     sweep, w = plan.sweep_s, et.sector_half_deg
     m = np.arange(math.floor(plan.scan_phase_s / sweep), math.floor((plan.scan_phase_s + t_until) / sweep) + 1)
     bar = m % et.bars
@@ -111,11 +124,9 @@ def vs_intervals(plan: Plan, ml: float, s_rx: float, t_until: float) -> list[tup
     need_az = need - g_el
     idx = np.minimum(np.searchsorted(-_G_TABLE, -need_az, side="right"), len(_X) - 1)
     x_max = np.where(need_az <= 0, _X[idx], -1.0)
-    half = x_max * et.beamwidth_deg / 0.886 / et.scan_rate_dps
+    half = np.where(x_max >= 0, x_max * et.beamwidth_deg / 0.886 / et.scan_rate_dps, -1.0)
     frac = np.where(m % 2 == 0, (plan.theta_esm + w) / (2 * w), (w - plan.theta_esm) / (2 * w))
-    centre = (m + frac) * sweep - plan.scan_phase_s
-    ok = (x_max >= 0) & (centre + half > 0) & (centre - half < t_until)
-    return [(max(0.0, float(c - h)), float(c + h)) for c, h in zip(centre[ok], half[ok], strict=True)]
+    return (m + frac) * sweep - plan.scan_phase_s, half
 
 
 def emit(plan: Plan, rx: ReceiverConfig, d: Draws, ml: float, rng: np.random.Generator,

@@ -13,7 +13,7 @@ import numpy as np
 from sardata.errors import ConfigError
 
 #: Bumped whenever the same key would give different pulses (recorded in every file and meta).
-SIM_VERSION = "1.0.0"
+SIM_VERSION = "2.0.0"  # 2.0.0: stop="intercept" is the default (radar.md §2.4.6 revised)
 
 DOWNSTREAM_BASE = 1_000_000
 FAMILY_ID = 2_000_000
