@@ -201,7 +201,7 @@ def test_background_check_of_a_later_shard_is_raised_when_that_shard_is_reached(
     victim = next(r for r in index.rows if r.shard == second)
     m = next(m for m in victim.members if m["field"] == "img.npy")
     _patch(ds, second, m["offset"] + m["size"] - 3)
-    import sardata.stream.dataset as dataset
+    import sardata.stream.index as dataset  # ShardIndex.prefetch looks verify_ahead up there
 
     ahead: list[str] = []
     real = dataset.verify_ahead

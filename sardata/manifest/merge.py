@@ -106,6 +106,23 @@ def merge(
 
     config = {"merge": [{"config_sha256": i.card["config_sha256"], "tables": i.card.get("tables", {})} for i in loaded]}
     cfg_sha = config_sha256(config)
+    frames, shard_rows, linked, rewritten = _write_shards(loaded, keep, out, progress)
+    samples = pd.concat(frames, ignore_index=True).sort_values("key", kind="stable").reset_index(drop=True)
+    write_table(pa.Table.from_pandas(samples, preserve_index=False), out / "samples.parquet", "samples", cfg_sha)
+    write_table(pa.Table.from_pylist(shard_rows, schema=SHARDS), out / "shards.parquet", "shards", cfg_sha)
+    sources = _merged_sources(loaded)
+    write_table(sources, out / "sources.parquet", "sources", cfg_sha)
+    card = _card(out, loaded, samples, shard_rows, sources, config, cfg_sha, class_maps, features)
+    write_card(out, card)
+    return MergeResult(out, len(samples), len(shard_rows), duplicates, linked, rewritten)
+
+
+def _write_shards(
+    loaded: list[_Input], keep: dict[str, _Input], out: Path, progress: Callable[[int, int], None] | None
+) -> tuple[list[pd.DataFrame], list[dict[str, Any]], int, int]:
+    """Take every input shard over in input order, numbered per split: linked when all its samples are kept,
+    rewritten without the dropped ones, skipped when none is left. Returns the located sample rows, the
+    ``shards`` rows and how many shards were linked and rewritten."""
     frames, shard_rows, linked, rewritten = [], [], 0, 0
     counters: dict[str, int] = {}
     todo = [(i, s) for i in loaded for s in i.shards]
@@ -132,14 +149,7 @@ def merge(
                            "last_key": keys[-1], "xxh3_128": fast})  # fmt: skip
         if progress:
             progress(n, len(todo))
-    samples = pd.concat(frames, ignore_index=True).sort_values("key", kind="stable").reset_index(drop=True)
-    write_table(pa.Table.from_pandas(samples, preserve_index=False), out / "samples.parquet", "samples", cfg_sha)
-    write_table(pa.Table.from_pylist(shard_rows, schema=SHARDS), out / "shards.parquet", "shards", cfg_sha)
-    sources = _merged_sources(loaded)
-    write_table(sources, out / "sources.parquet", "sources", cfg_sha)
-    card = _card(out, loaded, samples, shard_rows, sources, config, cfg_sha, class_maps, features)
-    write_card(out, card)
-    return MergeResult(out, len(samples), len(shard_rows), duplicates, linked, rewritten)
+    return frames, shard_rows, linked, rewritten
 
 
 # ----------------------------------------------------------------------------------------------- inputs

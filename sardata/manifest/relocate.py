@@ -27,16 +27,11 @@ from typing import Any
 
 from sardata.atomic import atomic_write_bytes, sha256_file
 from sardata.errors import ConfigError, ManifestSchemaError, ShardIntegrityError
+from sardata.location import check_location, is_url
 from sardata.manifest.io import CARD_NAME, read_card, write_card
 from sardata.safepath import check_relpath, resolve_inside
 
 BASE_KEY = "base_url"
-_URL_SCHEMES = ("http://", "https://", "s3://", "file://")
-
-
-def is_url(location: str | os.PathLike[str]) -> bool:
-    """Whether ``location`` is a URL (http, https, s3, file) rather than a plain local path."""
-    return isinstance(location, str) and location.lower().startswith(_URL_SCHEMES)
 
 
 def _join(root: str, rel: str) -> str:
@@ -52,8 +47,6 @@ def card_base(card: dict[str, Any], root: str | os.PathLike[str]) -> str | None:
     Raises:
         ConfigError: the card names a location outside the allow-list (``pipe:``, ``gs://``, shell syntax...).
     """
-    from sardata.stream.remote import check_location
-
     base = card.get(BASE_KEY)
     if not base:
         return None
@@ -76,7 +69,6 @@ def relocate(root: str | os.PathLike[str], base: str | None) -> dict[str, Any]:
             cannot move with a base).
     """
     from sardata.manifest.io import read_table
-    from sardata.stream.remote import check_location
 
     root = Path(root)
     card = read_card(root)
@@ -102,8 +94,8 @@ def locate(
 ) -> tuple[Path, str | None, Any]:
     """Resolve a dataset location into (local manifest directory, shard base or None for "next to the card",
     cache). ``root`` may be a URL: its manifests are fetched through ``cache`` (a default
-    :class:`~sardata.stream.remote.ShardCache` when None). A remote shard base also gets a default cache."""
-    from sardata.stream.remote import ShardCache
+    :class:`~sardata.stream.cache.ShardCache` when None). A remote shard base also gets a default cache."""
+    from sardata.stream.cache import ShardCache
 
     if is_url(str(root)) and not str(root).lower().startswith("file://"):
         cache = cache if cache is not None else ShardCache()
@@ -176,7 +168,7 @@ def _checked_tables(card: Any, where: str) -> list[tuple[str, dict[str, Any]]]:
 def _get(cache: Any, url: str) -> bytes:
     """One whole object (HTTP GET / S3 GET) through the cache's transports; errors name the URL."""
     try:
-        with cache._open(url) as fh:  # the cache's allow-listed transports (urllib / s3fs / trusted opener)
+        with cache.open_url(url) as fh:  # the cache's allow-listed transports (urllib / s3fs / trusted opener)
             return fh.read()
     except (OSError, ValueError, http.client.HTTPException) as exc:
         raise ManifestSchemaError(f"{url}: cannot fetch ({type(exc).__name__}: {exc}); is the dataset there?") from exc

@@ -35,7 +35,7 @@ def verify(root: str | os.PathLike[str], samples: bool = False, base_url: str | 
     import tempfile
 
     from sardata.manifest.relocate import locate
-    from sardata.stream.remote import ShardCache
+    from sardata.stream.cache import ShardCache
 
     with tempfile.TemporaryDirectory(prefix="sardata-verify-") as tmp:
         local, base, cache = locate(root, base_url, ShardCache(tmp))  # fresh cache: check the served bytes
@@ -87,7 +87,7 @@ def _verify(root: Path, samples: bool, base: str | None, cache: object) -> Verif
 def _fetch(base: str, shard: dict[str, Any], cache: Any, report: VerifyReport) -> Path | None:
     """The shard under ``base``: a local path, or a verified download (a failed one becomes a problem line)."""
     from sardata.errors import SardataError
-    from sardata.stream.remote import local_file, resolve
+    from sardata.location import local_file, resolve
 
     url = resolve(base, shard["path"])
     local = local_file(url)
