@@ -21,7 +21,8 @@ from conftest import FIXTURES
 
 from sardata.atomic import remove_stale_temps
 from sardata.errors import IngestEnvironmentError, OutputLockedError
-from sardata.ingest import _Task, ingest, load_ingest, process_unit
+from sardata.ingest import UnitTask as _Task
+from sardata.ingest import ingest, load_ingest, process_unit
 from sardata.outlock import LOCK_FILE, output_lock
 from sardata.sim.sar_targets import write_demo_dataset
 from sardata.sources._registry import get_source

@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sardata.ingest import discover, ingest
+from sardata.discovery import discover
+from sardata.ingest import ingest
 from sardata.sources import FileUnit, get_source
 
 

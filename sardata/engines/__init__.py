@@ -1,17 +1,20 @@
-"""Execution engines for the per-unit work of ``ingest`` and ``build-shards``.
+"""Execution engines for per-unit work (ingest's files, build-shards' shards, any caller's items).
 
-``local`` (default) is the process pool inside :mod:`sardata.ingest` / :mod:`sardata.shards.build`. ``ray`` runs
-the very same per-file (``process_unit``) and per-shard (``_build_one``) functions as Ray Data tasks, on a local
-Ray instance or the cluster named by ``RAY_ADDRESS`` (:mod:`sardata.engines.ray`). Output never depends on the
-engine: workers write units/shards under deterministic names, and the index is merged on the driver in plan order.
-Ray is an optional extra (``pip install 'sardata[ray]'``) and is only imported when asked for.
+``local`` (default) is a process pool on this machine (:mod:`sardata.engines.local`). ``ray`` runs the very same
+initialiser and per-item function as Ray Data actor tasks, on a local Ray instance or the cluster named by
+``RAY_ADDRESS`` (:mod:`sardata.engines.ray`). Engines know no caller: each passes its own functions. Output never
+depends on the engine: ingest and build-shards write units/shards under deterministic names, and merge the index
+on the driver in plan order. Ray is an optional extra (``pip install 'sardata[ray]'``), imported only when asked for.
 """
 
 from __future__ import annotations
 
-from types import ModuleType
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
-from sardata.errors import ConfigError, DependencyNotFoundError
+from sardata.engines import local, ray
+from sardata.engines.ray import import_ray
+from sardata.errors import ConfigError
 
 ENGINES = ("local", "ray")
 
@@ -24,16 +27,26 @@ def check_engine(engine: str) -> None:
         import_ray()
 
 
-def import_ray() -> ModuleType:
-    """``import ray`` (with Ray Data), or :class:`DependencyNotFoundError` naming the extra to install."""
-    try:
-        import ray
-        import ray.data  # noqa: F401 - Ray core without the data extra is not enough
-    except ImportError as exc:
-        raise DependencyNotFoundError(
-            f"--engine ray needs Ray Data, which is not installed ({exc}); pip install 'sardata[ray]'"
-        ) from exc
-    return ray
+def map_units(
+    init: Callable[..., None] | None,
+    init_args: tuple,
+    fn: Callable[[Any], Any],
+    items: Sequence[Any],
+    workers: int,
+    progress: Callable[[int, int], None] | None = None,
+    *,
+    engine: str = "local",
+    chunksize: int = 1,
+) -> Iterator[Any]:
+    """Yield ``fn(item)`` for every item on ``engine``, in any order (see :func:`sardata.engines.local.map_units`).
+
+    ``chunksize`` (items per task) applies to the local pool; Ray Data forms its own blocks. With ``ray``, ``fn``
+    must return JSON-safe values.
+    """
+    check_engine(engine)
+    if engine == "ray":
+        return ray.map_units(init, init_args, fn, items, workers, progress)
+    return local.map_units(init, init_args, fn, items, workers, progress, chunksize=chunksize)
 
 
-__all__ = ["ENGINES", "check_engine", "import_ray"]
+__all__ = ["ENGINES", "check_engine", "import_ray", "map_units"]

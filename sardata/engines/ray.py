@@ -21,10 +21,23 @@ import contextlib
 import json
 import logging
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from types import ModuleType
 from typing import Any
 
-from sardata.engines import import_ray
+from sardata.errors import DependencyNotFoundError
+
+
+def import_ray() -> ModuleType:
+    """``import ray`` (with Ray Data), or :class:`DependencyNotFoundError` naming the extra to install."""
+    try:
+        import ray
+        import ray.data  # noqa: F401 - Ray core without the data extra is not enough
+    except ImportError as exc:
+        raise DependencyNotFoundError(
+            f"--engine ray needs Ray Data, which is not installed ({exc}); pip install 'sardata[ray]'"
+        ) from exc
+    return ray
 
 
 def _fetch(shared: list[Any]) -> tuple:
@@ -41,7 +54,8 @@ class _UnitActor:
 
     def __init__(self, shared: list[Any]) -> None:
         init, init_args, fn, items = _fetch(shared)
-        init(*init_args)
+        if init is not None:
+            init(*init_args)
         self.fn, self.items = fn, items
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
@@ -49,15 +63,16 @@ class _UnitActor:
 
 
 def map_units(
-    init: Callable[..., None],
+    init: Callable[..., None] | None,
     init_args: tuple,
     fn: Callable[[Any], Any],
-    items: list[Any],
+    items: Sequence[Any],
     workers: int,
-    progress: Callable[[int, int], None] | None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Iterator[Any]:
     """Yield ``fn(item)`` for every item (any order) on a Ray actor pool, each actor set up by
-    ``init(*init_args)``, as the local process pool does; ``fn`` must return JSON-safe values."""
+    ``init(*init_args)`` (``None``: nothing to set up), as :func:`sardata.engines.local.map_units` does; ``fn``
+    must return JSON-safe values."""
     yield from _map(_UnitActor, (init, init_args, fn, items), len(items), workers, progress)
 
 
@@ -110,4 +125,4 @@ def _quiet(ray: Any) -> Iterator[None]:
             setattr(ctx, k, v)
 
 
-__all__ = ["map_units"]
+__all__ = ["import_ray", "map_units"]
