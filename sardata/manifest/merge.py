@@ -64,7 +64,8 @@ class _Input:
         """A local file with the shard's bytes (remote shards are fetched and verified through the cache)."""
         if self.base is None:
             return resolve_inside(self.root, row["path"], "shard path", "shards.parquet")
-        from sardata.stream.remote import ShardCache, local_file, resolve
+        from sardata.location import local_file, resolve
+        from sardata.stream.cache import ShardCache
 
         url = resolve(self.base, row["path"])
         local = local_file(url)
