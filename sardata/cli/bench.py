@@ -151,7 +151,8 @@ def bench_pdw_cmd(
     if as_json:
         typer.echo(json.dumps(r, indent=2))
         return
-    typer.echo(f"{r['sequences']} trains ({r['n_types']} types x 3 modes x {r['per_type_mode']}), 576 pulses each")
+    typer.echo(f"{r['sequences']} trains ({r['n_types']} types x 3 modes x {r['per_type_mode']}), one whole intercept "
+               f"each (<= {r['max_pulses']} detections; median {r['median_pulses']:.0f} pulses)")  # fmt: skip
     typer.echo(f"  {'what':<24}{'workers':>8}{'wall seq/min':>14}{'vs 50k':>8}{'CPU-time seq/min':>18}{'vs 50k':>8}")
     for row in r["rows"]:
         typer.echo(
