@@ -184,23 +184,15 @@ def _run_job_star(args: tuple[FileJob, str]) -> int:
 
 
 def run_jobs(jobs: list[FileJob], out: str | Any, workers: int = 2, progress: Any = None) -> int:
-    """Write ``jobs`` with ``workers`` processes (fork where available); ``progress(done_rows, total_rows)``."""
-    import multiprocessing as mp
+    """Write ``jobs`` on the local process pool (one file per task); ``progress(done_rows, total_rows)``."""
+    from sardata.engines import map_units
 
     total = sum(len(j.keys) for j in jobs)
     done = 0
-    if workers <= 1 or len(jobs) <= 1:
-        for job in jobs:
-            done += run_job(job, out)
-            if progress:
-                progress(done, total)
-        return done
-    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-    with ctx.Pool(min(workers, len(jobs))) as pool:
-        for n in pool.imap_unordered(_run_job_star, [(j, str(out)) for j in jobs]):
-            done += n
-            if progress:
-                progress(done, total)
+    for n in map_units(None, (), _run_job_star, [(j, str(out)) for j in jobs], workers):
+        done += n
+        if progress:
+            progress(done, total)
     return done
 
 
