@@ -31,28 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-FS = 3.2e6  #: sample rate (Hz)
-FRAME = 512  #: samples per frame
-SIGNAL_TYPES = ("coherent_pulse_train", "barker", "polyphase_barker", "frank", "lfm")
-LABELS_DTYPE = np.dtype(
-    [
-        ("index", "<i8"),
-        ("signal_type", "<i8"),
-        ("number_of_pulses", "<i8"),
-        ("pulse_width", "<f8"),
-        ("time_delay", "<f8"),
-        ("pulse_repetition_interval", "<f8"),
-        ("signal_to_noise_ratio", "<i8"),
-    ]
-)
-#: nominal label ranges (inclusive): ``sources.md`` §10. Values outside are warned about, never rejected.
-NOMINAL = {
-    "number_of_pulses": (2, 6),
-    "pulse_width": (10e-6, 16e-6),
-    "time_delay": (1e-6, 10e-6),
-    "pulse_repetition_interval": (17e-6, 23e-6),
-    "signal_to_noise_ratio": (-20, 20),
-}
+from sardata.sources.radchar import FRAME, FS, LABELS_DTYPE, NOMINAL, SIGNAL_TYPES  # the reader owns the format
+
 BARKER = {
     2: (1, -1),
     3: (1, 1, -1),

@@ -1,7 +1,7 @@
 """RadChar radar-signal HDF5 files (``sources.md`` §10, ``radar.md`` §1): one sample per frame.
 
 Layout: root ``iq`` (N, 512) complex128 (complex64 accepted; h5py's ``r``/``i`` compound) and root ``labels`` (N,)
-with the seven fields of :data:`~sardata.sim.radchar_fixture.LABELS_DTYPE` **in that order** (names and order are
+with the seven fields of :data:`LABELS_DTYPE` **in that order** (names and order are
 checked; integer/float widths may differ and are converted). Rows are read in blocks of ``chunk_rows`` with h5py
 slicing, so a file is never in memory whole (peak memory ≈ one block, whatever N is).
 
@@ -31,9 +31,31 @@ from typing import Any
 import numpy as np
 
 from sardata.errors import ConfigError, RejectFile
-from sardata.sim.radchar_fixture import FRAME, FS, LABELS_DTYPE, NOMINAL, SIGNAL_TYPES
 from sardata.sources._base import FileUnit, MemberStatus, Sample, Source, open_hdf5
 
+# The RadChar format is the reader's: the fixture simulator (``sardata.sim.radchar_fixture``) imports it.
+FS = 3.2e6  #: sample rate (Hz)
+FRAME = 512  #: samples per frame
+SIGNAL_TYPES = ("coherent_pulse_train", "barker", "polyphase_barker", "frank", "lfm")
+LABELS_DTYPE = np.dtype(
+    [
+        ("index", "<i8"),
+        ("signal_type", "<i8"),
+        ("number_of_pulses", "<i8"),
+        ("pulse_width", "<f8"),
+        ("time_delay", "<f8"),
+        ("pulse_repetition_interval", "<f8"),
+        ("signal_to_noise_ratio", "<i8"),
+    ]
+)
+#: nominal label ranges (inclusive): ``sources.md`` §10. Values outside are warned about, never rejected.
+NOMINAL = {
+    "number_of_pulses": (2, 6),
+    "pulse_width": (10e-6, 16e-6),
+    "time_delay": (1e-6, 10e-6),
+    "pulse_repetition_interval": (17e-6, 23e-6),
+    "signal_to_noise_ratio": (-20, 20),
+}
 PATCH = 8
 H5_SUFFIXES = (".h5", ".hdf5", ".he5")
 PATCH_TOA = (np.arange(FRAME // PATCH) * PATCH / FS).astype(np.float64)  #: t_{8i} in seconds
