@@ -2,6 +2,10 @@
 and few-shot views → verify → a few minutes of small SAR-JEPA pretraining → 10-shot fine-tuning from that
 checkpoint and from scratch → a results table.
 
+Defined once: the data stages are pipeline steps (:func:`demo_steps`, run through the step table of
+:mod:`sardata.recipes`), and ``pipelines/demo.yaml`` holds the same steps (a test keeps them equal), so ``make
+demo``, ``sardata demo`` and ``sardata run pipelines/demo.yaml`` write the same data.
+
 The training stage uses the ``*-cpu-small`` recipes in ``pipelines/`` (copied into the library as defaults so an
 installed package runs the demo without the repository) on the demo's train split only: the test split is never
 seen before evaluation.
@@ -17,12 +21,40 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sardata.ingest import IngestResult, ingest
-from sardata.manifest.verify import VerifyReport, verify
-from sardata.shards.build import BuildConfig, BuildResult, build_shards
-from sardata.sim.sar_targets import write_demo_dataset
+from sardata.recipes import parse_step
+
+if TYPE_CHECKING:
+    from sardata.ingest import IngestResult
+    from sardata.manifest.verify import VerifyReport
+    from sardata.shards.build import BuildResult
+
+#: The demo, defined once. :func:`run_demo` runs these data stages; ``pipelines/demo.yaml`` spells out
+#: ``demo_steps("demo-out")`` plus a ``show`` step (``tests/test_demo.py`` keeps the two equal).
+PER_CLASS = 48
+WORKERS = 2
+#: GR targets, 5- and 10-shot views x 3 seeds, small shards (several per split even for a tiny demo)
+BUILD = {"targets": ["gr"], "shots": [5, 10], "seeds": [0, 1, 2], "max_shard_samples": 64}
+LAYOUTS = ("raw", "jpeg")
+
+
+def demo_steps(out: str | os.PathLike[str], per_class: int = PER_CLASS, seed: int = 0,
+               workers: int = WORKERS) -> list[dict[str, Any]]:  # fmt: skip
+    """The demo's data stages as pipeline steps (simulate → ingest both layouts → shards → verify), the form
+    ``pipelines/demo.yaml`` holds."""
+    out = Path(out)
+    steps: list[dict[str, Any]] = [
+        {"name": "simulate", "step": "sim-sar", "out": str(out / "data"), "per_class": per_class, "seed": seed}
+    ]
+    for layout in LAYOUTS:
+        steps.append({"name": f"ingest-{layout}", "step": "ingest", "source": "mstar",
+                      "root": str(out / "data" / layout), "out": str(out / "ingest" / f"mstar-{layout}"),
+                      "workers": workers})  # fmt: skip
+    steps.append({"name": "build-shards", "step": "build-shards", "ingest_dirs": [str(out / "ingest" / "mstar-jpeg")],
+                  "out": str(out / "shards"), "config": BUILD, "workers": workers})  # fmt: skip
+    steps.append({"name": "verify", "step": "verify", "root": str(out / "shards"), "samples": True})
+    return steps
 
 
 @dataclass
@@ -38,36 +70,32 @@ class DemoResult:
 
 def run_demo(
     out: str | os.PathLike[str],
-    per_class: int = 48,
+    per_class: int = PER_CLASS,
     seed: int = 0,
-    workers: int = 2,
+    workers: int = WORKERS,
     progress: Callable[[str], Callable[[int, int], None]] | None = None,
     train: bool = True,
     pretrain_epochs: int = 8,
     train_progress: Callable[[str], Any] | None = None,
 ) -> DemoResult:
-    """Generate the demo data under ``out/data``, ingest both layouts into ``out/ingest/<layout>``, build
-    ``out/shards`` from the JPEG layout with precomputed GR targets and 5/10-shot views, verify it, and (``train``)
-    pretrain SAR-JEPA for ``pretrain_epochs`` then run the 10-shot fine-tuning protocol (3 seeds) from the
-    checkpoint and from scratch."""
+    """Run :func:`demo_steps`: generate the demo data under ``out/data``, ingest both layouts into
+    ``out/ingest/<layout>``, build ``out/shards`` from the JPEG layout with precomputed GR targets and 5/10-shot
+    views, verify it; then (``train``) pretrain SAR-JEPA for ``pretrain_epochs`` and run the 10-shot fine-tuning
+    protocol (3 seeds) from the checkpoint and from scratch."""
     out = Path(out)
-    generated = write_demo_dataset(out / "data", per_class=per_class, seed=seed)
-    result = DemoResult(out, generated)
-    for layout in ("raw", "jpeg"):
-        result.ingests[layout] = ingest(
-            "mstar",
-            out / "data" / layout,
-            out / "ingest" / f"mstar-{layout}",
-            workers=workers,
-            progress=progress(f"ingest mstar ({layout})") if progress else None,
-        )
-    cfg = BuildConfig(targets=("gr",), shots=(5, 10), seeds=(0, 1, 2), max_shard_samples=64)
-    result.build = build_shards([out / "ingest" / "mstar-jpeg"], out / "shards", cfg, workers=workers,
-                                progress=progress("build-shards") if progress else None)  # fmt: skip
-    result.verified = verify(out / "shards", samples=True)
+    steps = [parse_step(raw, "demo") for raw in demo_steps(out, per_class, seed, workers)]
+    ran = {s.name: s.run(progress(_desc(s.name)) if progress and s.step in ("ingest", "build-shards") else None)
+           for s in steps}  # fmt: skip
+    result = DemoResult(out, ran["simulate"], build=ran["build-shards"], verified=ran["verify"])
+    result.ingests = {layout: ran[f"ingest-{layout}"] for layout in LAYOUTS}
     if train:
         _train(result, out, seed, pretrain_epochs, train_progress)
     return result
+
+
+def _desc(step_name: str) -> str:
+    """Progress-bar title of a step (``ingest-raw`` → ``ingest mstar (raw)``)."""
+    return f"ingest mstar ({step_name.removeprefix('ingest-')})" if step_name.startswith("ingest-") else step_name
 
 
 def _train(result: DemoResult, out: Path, seed: int, epochs: int, progress: Callable[[str], Any] | None) -> None:

@@ -44,13 +44,13 @@ def test_chips_are_seeded_and_have_target_contrast() -> None:
 
 
 def test_pipeline_recipe_runs(tmp_path: Path) -> None:
-    from sardata.cli import app
-    from sardata.cli.run import run_pipeline
+    """pipelines/demo.yaml runs through the library's step table: no CLI involved."""
+    from sardata.recipes import run_pipeline
 
     cwd = os.getcwd()
     os.chdir(tmp_path)
     try:
-        assert run_pipeline(REPO / "pipelines" / "demo.yaml", app) == [
+        assert run_pipeline(REPO / "pipelines" / "demo.yaml") == [
             "simulate",
             "ingest-raw",
             "ingest-jpeg",
@@ -61,6 +61,16 @@ def test_pipeline_recipe_runs(tmp_path: Path) -> None:
     finally:
         os.chdir(cwd)
     assert (tmp_path / "demo-out" / "shards" / "dataset.json").exists()
+
+
+def test_demo_recipe_is_the_demo() -> None:
+    """The demo is defined once (sardata.demo): pipelines/demo.yaml holds its steps, plus `show`."""
+    import yaml
+
+    from sardata.demo import demo_steps
+
+    steps = yaml.safe_load((REPO / "pipelines" / "demo.yaml").read_text())["steps"]
+    assert steps == [*demo_steps("demo-out"), {"name": "show", "step": "show", "root": "demo-out/shards"}]
 
 
 def test_bench_ingest_reports_ratios(tmp_path: Path) -> None:

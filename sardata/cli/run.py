@@ -1,8 +1,8 @@
-"""``sardata run``: execute a pipeline recipe, each step through this CLI in-process.
+"""``sardata run``: execute a pipeline recipe (:func:`sardata.recipes.run_pipeline`) with progress bars.
 
-Why here: a pipeline step is an argv of this CLI, so the code that runs steps belongs to the CLI package;
-:mod:`sardata.recipes` only loads and validates recipes and never imports the CLI (that import made a circle:
-recipes → cli → bench → recipes).
+Steps are data that call library functions, so running a recipe needs no CLI. Only a deprecated ``args:`` step (an
+argv of this CLI) does: this module hands it the running CLI, so :mod:`sardata.recipes` never imports the CLI (that
+import made a circle: recipes → cli → bench → recipes).
 """
 
 from __future__ import annotations
@@ -14,28 +14,39 @@ from typing import Annotated, Any
 
 import typer
 
-from sardata.errors import ConfigError
-from sardata.recipes import PipelineRecipe, load_yaml
+from sardata.cli._options import progress_bar
+from sardata.recipes import run_pipeline as run_recipe
 
 
 def run_pipeline(path: str | os.PathLike[str], cli: Callable[..., Any]) -> list[str]:
-    """Run each step of a pipeline recipe through ``cli`` (``sardata.cli.app``, in-process; passed in so this
-    module never imports the package that registers it); return the step names run."""
-    recipe = load_yaml(path)
-    if not isinstance(recipe, PipelineRecipe):
-        raise ConfigError(f"{path}: kind {recipe.kind!r} is not a pipeline")
-    done = []
-    for step in recipe.steps:
-        try:
-            cli([str(a) for a in step.args], standalone_mode=False)
-        except SystemExit as exc:
-            if exc.code not in (0, None):
-                raise ConfigError(f"{path}: step {step.name!r} exited with {exc.code}") from exc
-        done.append(step.name)
-    return done
+    """Run a pipeline recipe with ``cli`` (``sardata.cli.app``) at hand for deprecated ``args:`` steps; return the
+    step names run."""
+    return run_recipe(path, cli=cli)
 
 
 def run_cmd(ctx: typer.Context, recipe: Annotated[Path, typer.Argument(help="pipelines/<name>.yaml")]) -> None:
     """Run every step of a pipeline recipe in order."""
-    for name in run_pipeline(recipe, ctx.find_root().command.main):  # the running CLI itself
-        typer.echo(f"step {name}: done")
+    bars: list[Any] = []
+
+    def progress(name: str) -> Callable[..., None]:
+        """A bar made at the step's first report (steps that report nothing show none)."""
+        state: dict[str, Any] = {}
+
+        def update(done: int, total: int, info: Any = None) -> None:
+            if "update" not in state:
+                state["update"], bar = progress_bar(name, unit="item")
+                bars.append(bar)
+            state["update"](done, total)
+
+        return update
+
+    def echo(line: str) -> None:
+        while bars:
+            bars.pop().close()
+        typer.echo(line)
+
+    try:
+        run_recipe(recipe, cli=ctx.find_root().command.main, progress=progress, echo=echo)  # the running CLI
+    finally:
+        while bars:
+            bars.pop().close()

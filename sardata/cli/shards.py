@@ -3,32 +3,33 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from sardata.cli._options import Workers, progress_bar
 
+#: command options that are not BuildConfig fields (they say how to run, not what to build)
+RUN_OPTIONS = ("ingest_dirs", "out", "workers", "overwrite", "engine")
+#: command option → BuildConfig field, where the names differ
+RENAMED = {"shard_size": "max_shard_bytes", "max_count": "max_shard_samples"}
 
-def _ints(text: str | None) -> tuple[int, ...]:
-    """``10,20,40`` or a range ``0-9`` (or a mix) → a tuple of ints."""
-    out: list[int] = []
-    for part in (text or "").replace(":", ",").split(","):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            if "-" in part[1:]:
-                lo, hi = part.split("-", 1) if not part.startswith("-") else (part, part)
-                out.extend(range(int(lo), int(hi) + 1))
-            else:
-                out.append(int(part))
-        except ValueError:
-            raise typer.BadParameter(f"expected integers like 10,20,40 or 0-9, got {text!r}") from None
-    return tuple(out)
+
+def build_config(options: dict[str, Any]) -> Any:
+    """The command's BuildConfig options (``10,20,40``, ``0-9`` text as typed) → ``BuildConfig``, converted by
+    :func:`sardata.config.from_mapping` like a recipe's ``build-shards`` step. Unset options keep the dataclass
+    defaults; ``--shots`` without ``--seeds`` means seed 0."""
+    from sardata.config import from_mapping
+    from sardata.shards.build import BuildConfig
+
+    mapping = {RENAMED.get(k, k): v for k, v in options.items() if v is not None and k not in RUN_OPTIONS}
+    if mapping.get("shots") and not mapping.get("seeds"):
+        mapping["seeds"] = "0"
+    return from_mapping(BuildConfig, mapping, where="build-shards", noun="option")
 
 
 def build_shards_cmd(
+    ctx: typer.Context,
     ingest_dirs: Annotated[list[Path], typer.Argument(help="Ingest output directories.")],
     out: Annotated[Path, typer.Option("--out", "-O", help="Dataset directory to write.")],
     where: Annotated[
@@ -68,15 +69,9 @@ def build_shards_cmd(
     ] = "local",
 ) -> None:
     """Write byte-reproducible WebDataset shards + Parquet index (+ splits and views) from ingest outputs."""
-    from sardata.shards.build import BuildConfig, build_shards
+    from sardata.shards.build import build_shards
 
-    cfg = BuildConfig(
-        where=where, size_policy=size_policy, size=size, targets=tuple(t for t in targets.split(",") if t),
-        gr_codec=gr_codec, gr_radii=_ints(gr_radii) or None, test_ratio=test_ratio, val_ratio=val_ratio, split_seed=split_seed,
-        shots=_ints(shots), seeds=_ints(seeds) or ((0,) if shots else ()), long_tail=_ints(long_tail),
-        holdout=holdout, max_shard_bytes=shard_size, max_shard_samples=max_count, normalise=normalise,
-        channel=channel, radarpos20k=radarpos20k, radarpos_seed=radarpos_seed,
-    )  # fmt: skip
+    cfg = build_config(ctx.params)
     progress, bar = progress_bar("build-shards", unit="shard")
     try:
         r = build_shards(ingest_dirs, out, cfg, workers=workers, overwrite=overwrite, progress=progress, engine=engine)

@@ -1,2 +1,7 @@
-"""Manifest tables and built datasets: schemas (declared once), table and card I/O with validation, keys and
-splits, and the operations on a built dataset (``verify``, ``relocate``, ``merge``, ``export``, ``inspect``)."""
+"""Manifest tables and built datasets: everything that reads, writes or checks the Parquet tables and the card.
+
+* ``schema`` (every table, declared once), ``io`` (table and card I/O with validation), ``card`` (the structure of
+  ``dataset.json``), ``rows`` (row values readers use as offsets and names);
+* ``keys`` (sample keys), ``splits`` (seeded split and view builders), ``where`` (the ``--where`` filter language);
+* operations on a built dataset: ``verify`` (+ ``diff``), ``relocate``, ``merge``, ``export``, ``inspect``.
+"""

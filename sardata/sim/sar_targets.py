@@ -104,10 +104,6 @@ def write_demo_dataset(
     (``nonsquare=False`` makes every chip square, e.g. for benchmarks that stack batches).
     Returns the number of files written per layout.
     """
-    from PIL import Image
-
-    from sardata.sources.mstar import write_phoenix
-
     out = Path(out)
     counts = {"raw": 0, "jpeg": 0}
     for ci, shape in enumerate(SHAPES):
@@ -127,27 +123,31 @@ def write_demo_dataset(
             for i in range(per_class):
                 rng = np.random.default_rng(np.random.SeedSequence([seed, ci, si, i]))
                 chip = render_chip(shape, size, width, rng)
-                n = 10000 + si * 1000 + i
-                write_phoenix(
-                    raw_dir / f"HB{n:05d}.0{ci:02d}",
-                    chip.magnitude,
-                    chip.phase,
-                    {
-                        "Filename": f"hb{n:05d}.00{ci:02d}",
-                        "TargetType": TARGET_TYPE[shape],
-                        "TargetSerNum": f"S{ci}{si}",
-                        "TargetAz": f"{chip.azimuth_deg:.6f}",
-                        "DesiredDepression": depression,
-                        "MeasuredDepression": f"{depression + 0.09375:.6f}",
-                        "SensorName": "sardata-demo (synthetic)",
-                        "CenterFrequency": "9.60 GHz",
-                        "Polarization": "HH",
-                        "RangePixelSpacing": "0.202148",
-                        "CrossRangePixelSpacing": "0.203125",
-                        "CollectionDate": "20260101",
-                    },
-                )
-                Image.fromarray(to_display8(chip.magnitude), mode="L").save(jpg_dir / f"hb{n:05d}.jpeg", quality=95)
+                _write_chip(chip, raw_dir, jpg_dir, n=10000 + si * 1000 + i, ci=ci, si=si, depression=depression)
                 counts["raw"] += 1
                 counts["jpeg"] += 1
     return counts
+
+
+def _write_chip(chip: Chip, raw_dir: Path, jpg_dir: Path, n: int, ci: int, si: int, depression: int) -> None:
+    """One chip as a Phoenix file (``HB<n>.0<cc>``, header as MSTAR writes it) and as an 8-bit JPEG."""
+    from PIL import Image
+
+    from sardata.sources.mstar import write_phoenix
+
+    header = {
+        "Filename": f"hb{n:05d}.00{ci:02d}",
+        "TargetType": TARGET_TYPE[chip.shape],
+        "TargetSerNum": f"S{ci}{si}",
+        "TargetAz": f"{chip.azimuth_deg:.6f}",
+        "DesiredDepression": depression,
+        "MeasuredDepression": f"{depression + 0.09375:.6f}",
+        "SensorName": "sardata-demo (synthetic)",
+        "CenterFrequency": "9.60 GHz",
+        "Polarization": "HH",
+        "RangePixelSpacing": "0.202148",
+        "CrossRangePixelSpacing": "0.203125",
+        "CollectionDate": "20260101",
+    }
+    write_phoenix(raw_dir / f"HB{n:05d}.0{ci:02d}", chip.magnitude, chip.phase, header)
+    Image.fromarray(to_display8(chip.magnitude), mode="L").save(jpg_dir / f"hb{n:05d}.jpeg", quality=95)

@@ -12,7 +12,6 @@ import contextlib
 import dataclasses
 import math
 import os
-import typing
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from sardata.errors import ConfigError
+from sardata.config import SAMPLE_BUDGET_ENV, from_mapping, sample_budget_bytes
 
 
 @dataclass
@@ -129,21 +128,10 @@ class Source(ABC):
         self.options = options if options is not None else self.Options()
 
     @classmethod
-    def parse_options(cls, raw: Mapping[str, str]) -> Any:
-        """Build :attr:`Options` from ``key=value`` strings (CLI ``-o``), converting by annotation."""
-        fields = {f.name: f for f in dataclasses.fields(cls.Options)}
-        hints = typing.get_type_hints(cls.Options)
-        kwargs: dict[str, Any] = {}
-        for name, value in raw.items():
-            if name not in fields:
-                raise ConfigError(
-                    f"source {cls.id!r} has no option {name!r}; valid options: {sorted(fields) or 'none'}"
-                )
-            kwargs[name] = _convert(value, hints[name], f"{cls.id} option {name}")
-        try:
-            return cls.Options(**kwargs)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"source {cls.id!r}: {exc}") from exc
+    def parse_options(cls, raw: Mapping[str, Any]) -> Any:
+        """Build :attr:`Options` from ``key=value`` strings (CLI ``-o``) or YAML values, converting by annotation
+        (:func:`sardata.config.from_mapping`)."""
+        return from_mapping(cls.Options, raw, where=f"source {cls.id!r}", noun="option")
 
     def options_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self.options)
@@ -184,37 +172,12 @@ def parse_float(value: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
-def _convert(value: str, hint: Any, what: str) -> Any:
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin is typing.Union or (origin is not None and type(None) in args):
-        inner = [a for a in args if a is not type(None)]
-        if value.lower() in ("", "none", "null"):
-            return None
-        return _convert(value, inner[0], what)
-    if hint is bool:
-        if value.lower() in ("1", "true", "yes", "on"):
-            return True
-        if value.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(f"{what}: expected true/false, got {value!r}")
-    if hint in (int, float):
-        try:
-            return hint(value)
-        except ValueError as exc:
-            raise ConfigError(f"{what}: expected {hint.__name__}, got {value!r}") from exc
-    if origin in (tuple, list, Sequence) or hint in (tuple, list):
-        return tuple(v.strip() for v in value.split(",") if v.strip())
-    return value
-
-
 def check_budget(shape: Sequence[int], itemsize: int, what: str) -> int:
     """Reject (``too_large``) a read whose declared size exceeds :func:`sardata.config.sample_budget_bytes`.
 
     Call it with the shape and item size from the header (rasterio ``count``/``height``/``width``, an h5py
     dataset's ``shape``/``dtype``) *before* reading: a sparse or compressed file can declare gigabytes while
     holding kilobytes, and the allocation happens inside the decoder. Returns the declared size in bytes."""
-    from sardata.config import SAMPLE_BUDGET_ENV, sample_budget_bytes
     from sardata.errors import RejectFile
 
     nbytes = math.prod(int(n) for n in shape) * int(itemsize)  # Python ints: no overflow for absurd headers

@@ -235,13 +235,54 @@ def _prepare_out(out: Path, cfg: PretrainConfig, sha: str, dist: Dist) -> None:
         card.write_text(json.dumps({"config": json.loads(canonical_json(cfg)), "config_sha256": sha}, indent=1))
 
 
+@dataclass
+class _Run:
+    """One pretraining run's moving parts and counters, shared by the setup, the step and the checkpoint code."""
+
+    cfg: PretrainConfig
+    dist: Dist
+    out: Path
+    sha: str
+    model: torch.nn.Module
+    opt: torch.optim.Optimizer
+    ds: Any
+    radii: list[int] | None
+    spe: int  # steps per epoch: the loader's exact length
+    step: int = 0
+    resumed_from: int | None = None
+    stats: dict[str, float] = field(default_factory=lambda: {"loss": math.nan})
+    rates: list[float] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return self.cfg.epochs * self.spe
+
+    @property
+    def stop(self) -> int:
+        return min(self.total, self.cfg.stop_at_step or self.total)
+
+    @property
+    def last(self) -> Path:
+        return self.out / "checkpoints" / "last.pt"
+
+    def checkpoint(self, path: Path) -> None:
+        """Model, optimiser, step and loader position (main rank only): what exact resume needs."""
+        if not self.dist.is_main:
+            return
+        state = self.ds.state_dict(self.step % self.spe)
+        state["epoch"] = self.step // self.spe
+        save_checkpoint(path, {"kind": "pretrain", "model_name": self.cfg.model,
+                               "model_overrides": self.cfg.model_kwargs, "gr_radii": self.radii,
+                               "input_norm": getattr(self.model, "input_norm", None), "model": model_state(self.model),
+                               "optimizer": self.opt.state_dict(), "step": self.step, "loader": state,
+                               "config": json.loads(canonical_json(self.cfg)), "config_sha256": self.sha,
+                               "metrics": dict(self.stats)})  # fmt: skip
+
+
 def pretrain(cfg: PretrainConfig, out: str | Path, *, resume: bool = True,
              progress: ProgressFn | None = None) -> PretrainResult:  # fmt: skip
     """Run (or continue) the pretraining recipe ``cfg`` into ``out``; see the module docstring."""
     from torch.utils.data import DataLoader
-
-    from sardata.models import create_model
-    from sardata.stream.dataset import ShardIterable
 
     dist = init_distributed(cfg.device)
     out = Path(out)
@@ -249,9 +290,29 @@ def pretrain(cfg: PretrainConfig, out: str | Path, *, resume: bool = True,
     _prepare_out(out, cfg, sha, dist)
     if dist.ddp:
         torch.distributed.barrier()
-    overrides = cfg.model_kwargs
+    run = _setup(cfg, dist, out, sha)
+    loader_state = _resume(run) if resume and run.last.exists() else None
+    module = _wrap(run.model, cfg, dist)
+    scaler = torch.amp.GradScaler(dist.device.type, enabled=cfg.precision == "fp16")
+    loader = DataLoader(run.ds, batch_size=None, num_workers=cfg.num_workers, pin_memory=dist.device.type == "cuda")
+    log = MetricLog(out, enabled=dist.is_main)
+    try:
+        _train_epochs(run, module, scaler, loader, log, loader_state, progress)
+        run.checkpoint(run.last)
+    finally:
+        log.close()
+    window = run.rates[1:] or run.rates
+    return PretrainResult(out, run.step, run.step / run.spe, run.stats["loss"], sum(window) / max(len(window), 1),
+                          run.resumed_from, sha)  # fmt: skip
+
+
+def _setup(cfg: PretrainConfig, dist: Dist, out: Path, sha: str) -> _Run:
+    """The seeded model, its optimiser and the shard stream of the recipe (GR radii checked against the shards)."""
+    from sardata.models import create_model
+    from sardata.stream.dataset import ShardIterable
+
     with seeded(cfg.seed, 0):
-        model = create_model(cfg.model, **overrides)
+        model = create_model(cfg.model, **cfg.model_kwargs)
     if getattr(model, "task", None) != "pretrain":
         raise ConfigError(f"model {cfg.model!r} is not a pretraining model (task={getattr(model, 'task', None)})")
     model.to(dist.device)
@@ -262,77 +323,76 @@ def pretrain(cfg: PretrainConfig, out: str | Path, *, resume: bool = True,
                        transform=transform, weights=cfg.weights, epoch_size=cfg.epoch_size,
                        fields=getattr(transform, "fields", None))  # fmt: skip
     radii = check_gr_radii(model, ds.indexes, cfg.gr_mode)
-    spe = len(ds)
-    total, warmup = cfg.epochs * spe, round(cfg.warmup_epochs * spe)
-    step, loader_state, resumed = 0, None, None
-    last = out / "checkpoints" / "last.pt"
-    if resume and last.exists():
-        ckpt = load_checkpoint(last, dist.device)
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        step, loader_state, resumed = int(ckpt["step"]), ckpt["loader"], int(ckpt["step"])
+    return _Run(cfg, dist, out, sha, model, opt, ds, radii, spe=len(ds))
+
+
+def _resume(run: _Run) -> dict[str, Any]:
+    """Load ``last.pt`` into the model and optimiser; returns the loader state to continue from."""
+    ckpt = load_checkpoint(run.last, run.dist.device)
+    run.model.load_state_dict(ckpt["model"])
+    run.opt.load_state_dict(ckpt["optimizer"])
+    run.step = run.resumed_from = int(ckpt["step"])
+    return ckpt["loader"]
+
+
+def _wrap(model: torch.nn.Module, cfg: PretrainConfig, dist: Dist) -> torch.nn.Module:
+    """The module the loop calls: ``forward_loss`` as ``forward``, under DDP and ``torch.compile`` when asked."""
     module: torch.nn.Module = _LossModule(model)
     if dist.ddp:
         ids = [dist.device.index] if dist.device.type == "cuda" else None
         module = torch.nn.parallel.DistributedDataParallel(module, device_ids=ids)
     if cfg.compile:
         module = torch.compile(module)
-    scaler = torch.amp.GradScaler(dist.device.type, enabled=cfg.precision == "fp16")
-    loader = DataLoader(ds, batch_size=None, num_workers=cfg.num_workers, pin_memory=dist.device.type == "cuda")
-    log = MetricLog(out, enabled=dist.is_main)
-    stop = min(total, cfg.stop_at_step or total)
-    stats: dict[str, float] = {"loss": math.nan}
-    rates: list[float] = []
+    return module
 
-    def checkpoint(path: Path) -> None:
-        if dist.is_main:
-            state = ds.state_dict(step % spe)
-            state["epoch"] = step // spe
-            save_checkpoint(path, {"kind": "pretrain", "model_name": cfg.model,
-                                   "model_overrides": overrides, "gr_radii": radii,
-                                   "input_norm": getattr(model, "input_norm", None), "model": model_state(model),
-                                   "optimizer": opt.state_dict(), "step": step, "loader": state,
-                                   "config": json.loads(canonical_json(cfg)), "config_sha256": sha,
-                                   "metrics": dict(stats)})  # fmt: skip
 
-    try:
-        model.train()
-        while step < stop:
-            epoch = step // spe
-            if loader_state is not None:
-                ds.load_state_dict(loader_state)
-                loader_state = None
-            else:
-                ds.set_epoch(epoch)
-            t0 = time.perf_counter()
-            for batch in loader:
-                batch = to_device(batch, dist.device)
-                _check_channels(batch, cfg.name)
-                lr = warmup_cosine(step, total, warmup, cfg.peak_lr, cfg.min_lr)
-                for group in opt.param_groups:
-                    group["lr"] = lr
-                stats = _train_step(module, opt, batch, cfg, dist, step, scaler)
-                if dist.ddp:
-                    t = torch.tensor([stats["loss"]], device=dist.device)
-                    torch.distributed.all_reduce(t)
-                    stats["loss"] = float(t) / dist.world_size
-                step += 1
-                now = time.perf_counter()
-                rate = cfg.global_batch / max(now - t0, 1e-9)
-                rates.append(rate)
-                t0 = now
-                if step % cfg.log_every_steps == 0 or step == stop:
-                    log.log(step, {**stats, "lr": lr, "epoch": step / spe, "img_per_s": rate})
-                if progress:
-                    progress(step, stop, {"loss": stats["loss"], "img/s": rate})
-                if cfg.checkpoint_every_steps and step % cfg.checkpoint_every_steps == 0:
-                    checkpoint(last)
-                if step % spe == 0 and (step // spe) % cfg.checkpoint_every_epochs == 0:
-                    checkpoint(out / "checkpoints" / f"epoch-{step // spe:04d}.pt")
-                if step >= stop:
-                    break
-        checkpoint(last)
-    finally:
-        log.close()
-    window = rates[1:] or rates
-    return PretrainResult(out, step, step / spe, stats["loss"], sum(window) / max(len(window), 1), resumed, sha)
+def _train_epochs(run: _Run, module: torch.nn.Module, scaler: torch.amp.GradScaler, loader: Any, log: MetricLog,
+                  loader_state: dict[str, Any] | None, progress: ProgressFn | None) -> None:  # fmt: skip
+    """Epochs until ``stop``; a resumed run first restores the loader to the saved step."""
+    run.model.train()
+    while run.step < run.stop:
+        if loader_state is not None:
+            run.ds.load_state_dict(loader_state)
+            loader_state = None
+        else:
+            run.ds.set_epoch(run.step // run.spe)
+        t0 = time.perf_counter()
+        for batch in loader:
+            lr = _optimiser_step(run, module, scaler, batch)
+            now = time.perf_counter()
+            rate = run.cfg.global_batch / max(now - t0, 1e-9)
+            run.rates.append(rate)
+            t0 = now
+            _after_step(run, log, lr, rate, progress)
+            if run.step >= run.stop:
+                break
+
+
+def _optimiser_step(run: _Run, module: torch.nn.Module, scaler: torch.amp.GradScaler, batch: dict[str, Any]) -> float:
+    """Schedule the lr, take one step (loss averaged over ranks) and count it; returns the lr used."""
+    cfg, dist = run.cfg, run.dist
+    batch = to_device(batch, dist.device)
+    _check_channels(batch, cfg.name)
+    lr = warmup_cosine(run.step, run.total, round(cfg.warmup_epochs * run.spe), cfg.peak_lr, cfg.min_lr)
+    for group in run.opt.param_groups:
+        group["lr"] = lr
+    run.stats = _train_step(module, run.opt, batch, cfg, dist, run.step, scaler)
+    if dist.ddp:
+        t = torch.tensor([run.stats["loss"]], device=dist.device)
+        torch.distributed.all_reduce(t)
+        run.stats["loss"] = float(t) / dist.world_size
+    run.step += 1
+    return lr
+
+
+def _after_step(run: _Run, log: MetricLog, lr: float, rate: float, progress: ProgressFn | None) -> None:
+    """Metrics, progress and the step / epoch checkpoints due at ``run.step``."""
+    cfg, step, spe = run.cfg, run.step, run.spe
+    if step % cfg.log_every_steps == 0 or step == run.stop:
+        log.log(step, {**run.stats, "lr": lr, "epoch": step / spe, "img_per_s": rate})
+    if progress:
+        progress(step, run.stop, {"loss": run.stats["loss"], "img/s": rate})
+    if cfg.checkpoint_every_steps and step % cfg.checkpoint_every_steps == 0:
+        run.checkpoint(run.last)
+    if step % spe == 0 and (step // spe) % cfg.checkpoint_every_epochs == 0:
+        run.checkpoint(run.out / "checkpoints" / f"epoch-{step // spe:04d}.pt")
