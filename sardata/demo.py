@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 from sardata.recipes import parse_step
 
 if TYPE_CHECKING:
+    from sardata.dataset.verify import VerifyReport
     from sardata.ingest import IngestResult
-    from sardata.manifest.verify import VerifyReport
     from sardata.shards.build import BuildResult
 
 #: The demo, defined once. :func:`run_demo` runs these data stages; ``pipelines/demo.yaml`` spells out

@@ -253,17 +253,17 @@ class BuildShardsStep:
 
 @dataclass(frozen=True)
 class VerifyStep:
-    """``verify``: every table and shard sha256 of a built dataset (:func:`sardata.manifest.verify.verify`);
+    """``verify``: every table and shard sha256 of a built dataset (:func:`sardata.dataset.verify.verify`);
     a failed check stops the pipeline."""
 
     root: str
     samples: bool = False
     base_url: str | None = None
-    calls: ClassVar[str] = "sardata.manifest.verify:verify"
+    calls: ClassVar[str] = "sardata.dataset.verify:verify"
 
     def run(self, progress: Progress | None = None) -> Any:
+        from sardata.dataset.verify import verify
         from sardata.errors import ShardIntegrityError
-        from sardata.manifest.verify import verify
 
         report = verify(self.root, samples=self.samples, base_url=self.base_url)
         if not report.ok:
@@ -276,12 +276,12 @@ class VerifyStep:
 @dataclass(frozen=True)
 class ShowStep:
     """``show``: the card summary and split × class table of a dataset
-    (:func:`sardata.manifest.inspect.summary_table`)."""
+    (:func:`sardata.dataset.inspect.summary_table`)."""
 
     root: str
 
     def run(self, progress: Progress | None = None) -> str:
-        from sardata.manifest.inspect import summary_table
+        from sardata.dataset.inspect import summary_table
 
         return summary_table(self.root)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import pytest
@@ -51,8 +52,6 @@ def test_source_cards_exist_for_every_registered_source() -> None:
 def _cross_package_private_imports() -> list[str]:
     """``from sardata.x import _name`` (or from a private module ``sardata.pkg._mod``) in a module of another
     package: a private name used outside its package."""
-    import ast
-
     root = REPO / "sardata"
     bad = []
     for path in sorted(root.rglob("*.py")):
@@ -93,3 +92,49 @@ def test_models_list_names_every_registered_model() -> None:
     out = CliRunner().invoke(app, ["models", "list", "--tiny"]).output
     assert all(name in out for name in list_models())
     assert "test_radarpos" not in CliRunner().invoke(app, ["models", "list"]).output
+
+
+def _functions_and_modules() -> tuple[list[str], list[str]]:
+    """Modules over 400 lines and functions over 60 (def line to last line, docstring included) in sardata/."""
+    big_modules, long_functions = [], []
+    for path in sorted((REPO / "sardata").rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        rel = path.relative_to(REPO)
+        if text.count("\n") > 400:
+            big_modules.append(f"{rel}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno + 1 > 60:
+                long_functions.append(f"{rel}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)")
+    return big_modules, long_functions
+
+
+def test_no_module_over_400_lines_and_no_function_over_60() -> None:
+    big_modules, long_functions = _functions_and_modules()
+    assert big_modules == [] and long_functions == []
+
+
+def _package_imports() -> dict[tuple[str, str], set[str]]:
+    """(importing package, imported package) -> files, over every import of ``sardata.*`` (lazy ones too)."""
+    edges: dict[tuple[str, str], set[str]] = {}
+    for path in sorted((REPO / "sardata").rglob("*.py")):
+        parts = path.relative_to(REPO).with_suffix("").parts
+        src = parts[1] if len(parts) > 2 else parts[-1]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            for name in names:
+                bits = name.split(".")
+                if bits[0] == "sardata" and len(bits) > 1 and bits[1] != src:
+                    edges.setdefault((src, bits[1]), set()).add(str(path.relative_to(REPO)))
+    return edges
+
+
+def test_no_two_packages_import_each_other() -> None:
+    """Data flows one way (CONTRIBUTING.md): a package pair importing each other is a circle in the house."""
+    edges = _package_imports()
+    mutual = sorted(f"{a} <-> {b}: {sorted(edges[a, b])} / {sorted(edges[b, a])}" for a, b in edges if (b, a) in edges)
+    assert mutual == []

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from torch.utils.data import DataLoader
 
+from sardata.dataset.inspect import summary_table
+from sardata.dataset.merge import merge
+from sardata.dataset.verify import diff
 from sardata.errors import ChecksumError, ConfigError, SardataError, ShardIntegrityError
 from sardata.ingest import ingest
-from sardata.manifest.inspect import summary_table
-from sardata.manifest.merge import merge
-from sardata.manifest.verify import diff
 from sardata.shards.build import BuildConfig, build_shards
 from sardata.sim.sar_targets import write_demo_dataset
 from sardata.stream.dataset import ShardDataset, ShardIndex, ShardIterable

@@ -58,6 +58,14 @@ def test_changed_input_file_is_redone(tmp_path: Path) -> None:
 
 @pytest.mark.real_data
 @pytest.mark.slow
+def _committed_units(out: Path) -> list[Path]:
+    """Unit files renamed into place: a worker's in-flight temp (``.tmp-…``) is not a unit yet."""
+    from sardata.atomic import TMP_PREFIX
+
+    units = out / "units"
+    return [p for p in units.rglob("*.npz") if not p.name.startswith(TMP_PREFIX)] if units.exists() else []
+
+
 def test_kill_9_during_ingest_then_rerun(tmp_path: Path) -> None:
     root = shared("sar-acd")
     ingest("sar-acd", root, tmp_path / "clean", workers=2)
@@ -77,13 +85,13 @@ def test_kill_9_during_ingest_then_rerun(tmp_path: Path) -> None:
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        if len(list((out / "units").rglob("*.npz"))) >= 600 if (out / "units").exists() else False:
+        if len(_committed_units(out)) >= 600:
             break
         time.sleep(0.02)
     os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its worker processes, mid-run
     proc.wait()
     assert not (out / "dataset.json").exists(), "killed too late: the run had finished"
-    done = len(list((out / "units").rglob("*.npz")))
+    done = len(_committed_units(out))
     assert 600 <= done < 3032
     result = ingest("sar-acd", root, out, workers=2)
     assert result.resumed_units >= 600 and result.files["ok"] == 3032

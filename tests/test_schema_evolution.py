@@ -18,11 +18,11 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import FIXTURES
 
+from sardata.dataset.inspect import validate_dir
+from sardata.dataset.verify import verify
 from sardata.errors import ManifestSchemaError
 from sardata.manifest import io
-from sardata.manifest.inspect import validate_dir
 from sardata.manifest.schema import SAMPLES
-from sardata.manifest.verify import verify
 from sardata.stream.dataset import ShardDataset, ShardIterable
 
 V1 = FIXTURES / "manifest_v1" / "ds"

@@ -171,8 +171,8 @@ def _tamper_shards(ds: Path, path: str) -> None:
 def test_shard_paths_leaving_the_root_are_refused_everywhere(
     acd: tuple[Path, Path], tmp_path: Path, escape: str
 ) -> None:
-    from sardata.manifest.export import croissant
-    from sardata.manifest.verify import verify
+    from sardata.dataset.export import croissant
+    from sardata.dataset.verify import verify
     from sardata.stream.dataset import ShardDataset
 
     ds = tmp_path / "ds"
@@ -189,7 +189,7 @@ def test_shard_paths_leaving_the_root_are_refused_everywhere(
 
 
 def test_table_names_leaving_the_root_are_refused_locally(acd: tuple[Path, Path], tmp_path: Path) -> None:
-    from sardata.manifest.verify import verify
+    from sardata.dataset.verify import verify
 
     ds = tmp_path / "ds"
     shutil.copytree(acd[1], ds)
@@ -224,7 +224,7 @@ def http_root(tmp_path: Path) -> Iterator[tuple[Path, str]]:
 def test_remote_card_cannot_write_or_read_outside_the_cache(
     acd: tuple[Path, Path], http_root: tuple[Path, str], tmp_path: Path
 ) -> None:
-    from sardata.manifest.relocate import locate
+    from sardata.stream.locate import locate
     from sardata.stream.remote import ShardCache
 
     www, url = http_root
@@ -259,7 +259,7 @@ def test_remote_card_cannot_write_or_read_outside_the_cache(
 def test_remote_shard_paths_are_relative_only(
     acd: tuple[Path, Path], http_root: tuple[Path, str], tmp_path: Path
 ) -> None:
-    from sardata.manifest.verify import verify
+    from sardata.dataset.verify import verify
     from sardata.stream.dataset import ShardDataset
     from sardata.stream.remote import ShardCache
 

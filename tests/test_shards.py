@@ -20,11 +20,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sardata.atomic import TMP_PREFIX
+from sardata.dataset.verify import verify
 from sardata.errors import ConfigError
 from sardata.features.gr import GR_CODECS, decode_gr, gr_maps
 from sardata.ingest import ingest
 from sardata.manifest.io import read_table
-from sardata.manifest.verify import verify
 from sardata.shards.build import BuildConfig, build_shards
 from sardata.shards.plan import plan_shards
 from sardata.shards.reader import read_sample
@@ -253,7 +253,7 @@ def test_long_tail_and_holdout_views(acd_ingest: Path, tmp_path: Path) -> None:
 
 
 def test_diff_reports_added_removed_changed_and_config(acd_ingest: Path, tmp_path: Path, sardata_cmd) -> None:
-    from sardata.manifest.verify import diff
+    from sardata.dataset.verify import diff
 
     build_shards([acd_ingest], tmp_path / "a", BuildConfig(where="label_name != 'A220'"))
     build_shards([acd_ingest], tmp_path / "b", BuildConfig(where="label_name != 'A330'", test_ratio=0.5))

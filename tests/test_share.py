@@ -32,13 +32,13 @@ from test_remote import (
 from typer.testing import CliRunner
 
 from sardata.cli import app
+from sardata.dataset.export import CROISSANT_CONTEXT, croissant, hf_dataset_info
+from sardata.dataset.inspect import validate_dir
+from sardata.dataset.merge import merge
+from sardata.dataset.relocate import relocate
+from sardata.dataset.verify import verify
 from sardata.errors import ConfigError
-from sardata.manifest.export import CROISSANT_CONTEXT, croissant, hf_dataset_info
-from sardata.manifest.inspect import validate_dir
 from sardata.manifest.io import read_card, read_table
-from sardata.manifest.merge import merge
-from sardata.manifest.relocate import relocate
-from sardata.manifest.verify import verify
 from sardata.shards.build import BuildConfig, build_shards
 from sardata.stream.dataset import ShardDataset, ShardIterable
 from sardata.stream.remote import ShardCache

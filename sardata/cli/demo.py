@@ -46,7 +46,7 @@ def demo_cmd(
 
 def echo_data_stages(result: Any) -> None:
     """What the data stages wrote: generated files, both ingests, the shard build, the verify report."""
-    from sardata.manifest.inspect import summary_table
+    from sardata.dataset.inspect import summary_table
 
     out = result.out
     typer.echo(

@@ -15,7 +15,7 @@ Location = Annotated[str, typer.Argument(help="Dataset directory, or its URL (ht
 @app.command("show")
 def show(root: Dir) -> None:
     """Card summary and a per-split × class table."""
-    from sardata.manifest.inspect import summary_table
+    from sardata.dataset.inspect import summary_table
 
     typer.echo(summary_table(root))
 
@@ -23,7 +23,7 @@ def show(root: Dir) -> None:
 @app.command("validate")
 def validate(root: Dir) -> None:
     """Check every table against its declared schema and the card's table hashes."""
-    from sardata.manifest.inspect import validate_dir
+    from sardata.dataset.inspect import validate_dir
 
     for line in validate_dir(root):
         typer.echo(line)
@@ -38,7 +38,7 @@ def verify_cmd(
     ] = None,
 ) -> None:
     """Check every table and shard sha256 (and per-sample hashes); exit 1 with a precise report on mismatch."""
-    from sardata.manifest.verify import verify
+    from sardata.dataset.verify import verify
 
     report = verify(root, samples=samples, base_url=base_url)
     if not report.ok:
@@ -54,7 +54,7 @@ def verify_cmd(
 @app.command("diff")
 def diff_cmd(a: Dir, b: Dir, limit: Annotated[int, typer.Option(help="Keys listed per category.")] = 10) -> None:
     """Samples added / removed / changed between two manifests, and configuration differences."""
-    from sardata.manifest.verify import diff
+    from sardata.dataset.verify import diff
 
     d = diff(a, b)
     for kind in ("added", "removed", "changed"):
@@ -77,7 +77,7 @@ def relocate_cmd(
     ],
 ) -> None:
     """Point a dataset at shards stored elsewhere: rewrites only base_url in dataset.json (tables unchanged)."""
-    from sardata.manifest.relocate import relocate
+    from sardata.dataset.relocate import relocate
 
     card = relocate(root, base)
     typer.echo(f"{root}: shards at {card.get('base_url') or 'shards/ next to dataset.json'}")
@@ -92,7 +92,7 @@ def merge_cmd(
     overwrite: Annotated[bool, typer.Option(help="Replace a dataset already in --out.")] = False,
 ) -> None:
     """Union of datasets: same key + same content = one row; same key + different content = error naming both."""
-    from sardata.manifest.merge import merge
+    from sardata.dataset.merge import merge
 
     r = merge(inputs, out, overwrite=overwrite)
     typer.echo(
@@ -109,7 +109,7 @@ def export_cmd(
 ) -> None:
     """Describe a built dataset as Croissant JSON-LD (sha256 per shard) or a Hugging Face dataset_info block."""
     from sardata.atomic import atomic_path
-    from sardata.manifest.export import export
+    from sardata.dataset.export import export
 
     text = export(root, fmt)
     if out is None:

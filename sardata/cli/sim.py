@@ -26,6 +26,12 @@ def sim_sar(
     )
 
 
+CONFUSABLE_HELP = (
+    "Downstream: all 7 emitters in one band with overlapping PRIs (default; radar.md §2.5). --separate-bands gives "
+    "a set the RF-only rule solves (degenerate; for experiments)."
+)
+
+
 @app.command("pdw")
 def sim_pdw(
     out: Annotated[Path, typer.Option("--out", "-O", help="Output directory.")],
@@ -36,14 +42,7 @@ def sim_pdw(
     ] = False,
     seed: Annotated[int, typer.Option(help="Global seed (every train regenerates from seed, type, mode, index).")] = 0,
     workers: Annotated[int, typer.Option("--workers", "-j", min=1, help="Worker processes (one file each).")] = 2,
-    confusable: Annotated[
-        bool,
-        typer.Option(
-            "--confusable/--separate-bands",
-            help="Downstream: all 7 emitters in one band with overlapping PRIs (default; radar.md §2.5). "
-            "--separate-bands gives a set the RF-only rule solves (degenerate; for experiments).",
-        ),
-    ] = True,
+    confusable: Annotated[bool, typer.Option("--confusable/--separate-bands", help=CONFUSABLE_HELP)] = True,
     test_per_class: Annotated[
         bool, typer.Option("--test-per-class", help="Downstream: 200 test trains per class instead of per mode.")
     ] = False,

@@ -7,19 +7,17 @@ for any number of workers and either engine.
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
 from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
 
-import sardata
-from sardata.atomic import sha256_file
 from sardata.errors import ConfigError
+from sardata.manifest.card import card_header, table_entries
 from sardata.manifest.io import read_table, write_card, write_table
 from sardata.manifest.keys import hashed_key
-from sardata.manifest.schema import SAMPLES, SCHEMA_VERSION, SOURCES
+from sardata.manifest.schema import SAMPLES, SOURCES
 from sardata.sources import Source
 from sardata.store import read_unit, unit_file, unit_id
 
@@ -74,13 +72,7 @@ def _card(
     df = samples.select(["split", "label_name"]).to_pandas()
     status = Counter(sources.column("status").to_pylist())
     return {
-        "kind": "ingest",
-        "schema_version": SCHEMA_VERSION,
-        "sardata_version": sardata.__version__,
-        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "config": config,
-        "config_sha256": cfg_sha,
-        "input_root": root,
+        **card_header("ingest", config, cfg_sha, input_root=root),
         "sources": [{"id": source.id, "version": source.version}],
         "class_maps": {source.id: source.class_names()},
         "counts": {
@@ -89,10 +81,7 @@ def _card(
             "per_split": {k: int(v) for k, v in sorted(df["split"].value_counts().items())},
             "per_class": {str(k): int(v) for k, v in sorted(df["label_name"].dropna().value_counts().items())},
         },
-        "tables": {
-            name: {"rows": int(t.num_rows), "sha256": sha256_file(out / f"{name}.parquet")}
-            for name, t in (("samples", samples), ("sources", sources))
-        },
+        "tables": table_entries(out, {"samples": samples.num_rows, "sources": sources.num_rows}),
     }
 
 

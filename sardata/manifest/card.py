@@ -1,4 +1,5 @@
-"""Structure of ``dataset.json`` (``data-contract.md`` §3), checked in one place when a card is read.
+"""Structure of ``dataset.json`` (``data-contract.md`` §3): built from the same parts by every writer (ingest,
+build-shards, merge), checked in one place when a card is read.
 
 Every reader indexes the card directly (``card["tables"]["samples"]["sha256"]``, ``card["splits"][s]["bytes"]``),
 so a hand-edited or damaged card must fail here, as one :class:`ManifestSchemaError` naming the field and the
@@ -11,10 +12,46 @@ import re
 from pathlib import Path
 from typing import Any
 
+from sardata.atomic import sha256_file
 from sardata.errors import ManifestSchemaError
-from sardata.manifest.schema import TABLES
+from sardata.manifest.schema import SCHEMA_VERSION, TABLES
 
 _NONE = type(None)
+
+
+def card_header(kind: str, config: dict[str, Any], config_sha256: str, **extra: Any) -> dict[str, Any]:
+    """The fields every card starts with: kind, schema and sardata versions, creation time, the configuration and
+    its hash (``extra`` adds kind-specific provenance such as ``git_sha`` or ``input_root``)."""
+    import datetime as dt
+
+    import sardata
+
+    return {"kind": kind, "schema_version": SCHEMA_VERSION, "sardata_version": sardata.__version__,
+            "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "config": config,
+            "config_sha256": config_sha256, **extra}  # fmt: skip
+
+
+def table_entries(out: Path, rows: dict[str, int]) -> dict[str, dict[str, Any]]:
+    """``tables``: each written table's row count and the sha256 of its file (the card is the root of trust)."""
+    return {name: {"rows": int(n), "sha256": sha256_file(out / f"{name}.parquet")} for name, n in rows.items()}
+
+
+def split_summary(splits: Any, shard_splits: list[str], shard_bytes: list[int]) -> dict[str, dict[str, int]]:
+    """``splits``: samples, shards and bytes per split (``splits`` is the samples' split column, a pandas
+    Series; ``shard_splits``/``shard_bytes`` one entry per shard)."""
+    return {
+        s: {"samples": int((splits == s).sum()), "shards": sum(x == s for x in shard_splits),
+            "bytes": sum(b for x, b in zip(shard_splits, shard_bytes, strict=True) if x == s)}
+        for s in sorted(splits.unique())
+    }  # fmt: skip
+
+
+def per_split_class(samples: Any) -> dict[str, int]:
+    """``counts.per_split_class``: ``"<split>/<class>"`` → samples (unlabelled rows count as ``(none)``)."""
+    groups = samples.groupby(["split", samples["label_name"].fillna("(none)")]).size()
+    return {f"{s}/{c}": int(n) for (s, c), n in groups.items()}
+
+
 #: top-level card fields and their JSON types (a field may be absent unless ``REQUIRED`` names it).
 CARD_TYPES: dict[str, tuple[type, ...]] = {
     "schema_version": (str,),

@@ -6,7 +6,6 @@ byte-identical for any number of workers and either engine; ``dataset.json`` is 
 
 from __future__ import annotations
 
-import datetime as _dt
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +13,9 @@ import pandas as pd
 import pyarrow as pa
 
 import sardata
-from sardata.atomic import sha256_file
+from sardata.manifest.card import card_header, per_split_class, split_summary, table_entries
 from sardata.manifest.io import write_card, write_table
-from sardata.manifest.schema import SCHEMA_VERSION, SHARDS, SOURCES
+from sardata.manifest.schema import SHARDS, SOURCES
 from sardata.shards.codecs import FIELDS
 from sardata.shards.config import BuildConfig
 from sardata.shards.inputs import Inputs
@@ -90,21 +89,10 @@ def _card(
     cfg_sha: str,
 ) -> dict[str, Any]:
     """``dataset.json``: provenance, configuration, per-split counts, fields, features, views, table hashes."""
-    per_split = {
-        s: {"samples": int((df["split"] == s).sum()), "shards": sum(p.split == s for p in plans),
-            "bytes": sum(by_name[p.name]["nbytes"] for p in plans if p.split == s)}
-        for s in sorted(df["split"].unique())
-    }  # fmt: skip
     return {
-        "kind": "dataset",
-        "schema_version": SCHEMA_VERSION,
-        "sardata_version": sardata.__version__,
-        "git_sha": _git_sha(),
-        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "config": config,
-        "config_sha256": cfg_sha,
+        **card_header("dataset", config, cfg_sha, git_sha=_git_sha()),
         "sources": inputs.identities,
-        "splits": per_split,
+        "splits": split_summary(df["split"], [p.split for p in plans], [by_name[p.name]["nbytes"] for p in plans]),
         "fields": {
             name: {"encoding": FIELDS[name.split(".")[0]].encoding, "meaning": FIELDS[name.split(".")[0]].meaning}
             for name in sorted({m["field"] for ms in df["members"] for m in ms})
@@ -114,16 +102,8 @@ def _card(
         "normalisation": _normalisation_card(cfg),
         "views": sorted(c for c in df.columns if c.startswith("split_")),
         "view_warnings": _short_views(df),
-        "counts": {
-            "per_split_class": {
-                f"{s}/{c}": int(n)
-                for (s, c), n in df.groupby(["split", df["label_name"].fillna("(none)")]).size().items()
-            }
-        },  # fmt: skip
-        "tables": {
-            name: {"rows": rows, "sha256": sha256_file(out / f"{name}.parquet")}
-            for name, rows in (("samples", len(df)), ("shards", len(plans)), ("sources", inputs.sources.num_rows))
-        },  # fmt: skip
+        "counts": {"per_split_class": per_split_class(df)},
+        "tables": table_entries(out, {"samples": len(df), "shards": len(plans), "sources": inputs.sources.num_rows}),
     }
 
 

@@ -231,7 +231,7 @@ class ShardCache:
     def open_url(self, url: str) -> Iterator[IO[bytes]]:
         """A readable stream of the whole object (trusted opener, HTTP GET or S3 GET).
 
-        Why public: fetching a served manifest (:mod:`sardata.manifest.relocate`) uses the same allow-listed
+        Why public: fetching a served manifest (:mod:`sardata.stream.locate`) uses the same allow-listed
         transports as the shards."""
         if self.opener is not None:
             fh = self.opener(url)

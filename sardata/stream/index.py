@@ -99,7 +99,7 @@ class ShardIndex:
         a member skips its bytes, which is most of the I/O when it is the GR maps. ``verify``: ``"shard"``
         (default), ``"sample"`` or ``"off"`` — how shard bytes are checked against the index
         (:mod:`sardata.stream.verify`); tables are always checked against the card."""
-        from sardata.manifest.relocate import locate
+        from sardata.stream.locate import locate
 
         self.root, base_url, cache = locate(root, base_url, cache)  # URL roots, the card's base_url
         card = read_card(self.root)

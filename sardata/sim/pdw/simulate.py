@@ -79,17 +79,23 @@ def simulate(
     cat = {k: v[keep] for k, v in cat.items()}
     cat, src, n_sp = _with_spurious(cat, src[keep], d, et.f_c_mhz, rng)
     pdw = measure(cat, src, d, rx, rng)
-    meta = {
-        "sim_version": SIM_VERSION, "seed": key, "type_id": type_id, "mode": mode, "mode_name": MODES[mode],
+    meta = _meta(key, confusable, plan, d, src, n_sp, len(pdw), win, truncated, t_max)
+    meta["interferer"] = inter_meta
+    return pdw, meta
+
+
+def _meta(key: list[int], confusable: bool, plan: Plan, d: Draws, src: np.ndarray, n_sp: int, n: int, win: Any,
+          truncated: bool, t_max: float) -> dict[str, Any]:  # fmt: skip
+    """The JSON-safe meta of one train: its key, the waveform plan, the receiver draws and the intercept."""
+    return {
+        "sim_version": SIM_VERSION, "seed": key, "type_id": key[1], "mode": key[2], "mode_name": MODES[key[2]],
         "confusable": confusable, **plan.describe(), "scan": plan.scan_dict(),
         "receiver": {"ml_dbm": d.ml, "sensitivity_dbm": d.s_rx, "dead_time_s": d.t_dead, "p_miss": d.p_miss,
                      "burst_mean_len": d.burst_len, "spurious_rate": d.r_s, "sigma_toa_s": d.sigma_t,
                      "sigma_rf_mhz": d.sigma_f},
-        "interferer": inter_meta, "n_emitter": int(np.count_nonzero(src == 0)), "n_spurious": n_sp,
-        "n_pulses": int(len(pdw)), "truncated": bool(truncated), "n_target": win.target, "t_max_s": t_max,
-        **win.meta,
+        "interferer": None, "n_emitter": int(np.count_nonzero(src == 0)), "n_spurious": n_sp, "n_pulses": n,
+        "truncated": bool(truncated), "n_target": win.target, "t_max_s": t_max, **win.meta,
     }  # fmt: skip
-    return pdw, meta
 
 
 def _check(mode: int, sample_idx: int, global_seed: int, law: str | None) -> None:

@@ -31,8 +31,17 @@ def generate(root: Path) -> list[Path]:
     root.mkdir(parents=True, exist_ok=True)
     write_dataset(root, kind="pool", global_seed=SEED, n_types=2, per_type_mode=2, types_per_file=2,
                   n_pulses=N_PULSES, stop="detections", compression="gzip", workers=1)  # fmt: skip
-    write_dataset(root, kind="downstream", global_seed=SEED, counts=COUNTS, test_total=7, n_pulses=N_PULSES,
-                  stop="detections", confusable=False, workers=1)  # fmt: skip  (separate bands: degenerate on purpose)
+    write_dataset(
+        root,
+        kind="downstream",
+        global_seed=SEED,
+        counts=COUNTS,
+        test_total=7,
+        n_pulses=N_PULSES,
+        stop="detections",
+        confusable=False,
+        workers=1,
+    )  # fmt: skip  (separate bands: degenerate on purpose)
     (root / "bad").mkdir(exist_ok=True)
     pool = (root / "pool" / "pdw-pool-t000000.h5").read_bytes()
     (root / "bad" / "truncated.h5").write_bytes(pool[: len(pool) // 3])

@@ -31,11 +31,11 @@ def verify(root: str | os.PathLike[str], samples: bool = False, base_url: str | 
 
     ``root`` may be a URL and the shards may live under the card's ``base_url`` (or ``base_url`` given here):
     remote shards are downloaded into a temporary cache, so the check is against the served bytes, not an
-    earlier cached copy (:mod:`sardata.manifest.relocate`)."""
+    earlier cached copy (:mod:`sardata.stream.locate`)."""
     import tempfile
 
-    from sardata.manifest.relocate import locate
     from sardata.stream.cache import ShardCache
+    from sardata.stream.locate import locate
 
     with tempfile.TemporaryDirectory(prefix="sardata-verify-") as tmp:
         local, base, cache = locate(root, base_url, ShardCache(tmp))  # fresh cache: check the served bytes

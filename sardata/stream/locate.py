@@ -1,9 +1,8 @@
 """Where a dataset's shards live: relative paths, the card's ``base_url``, and manifests served over HTTP/S3.
 
-A built dataset is relocatable because every path in ``shards.parquet`` is relative to the card
-(``data-contract.md``, intro). Moving the shards therefore never rewrites a table: :func:`relocate` only sets or
-clears ``base_url`` in ``dataset.json``, so every table keeps its sha256 (``manifest verify`` still passes and a
-loader state saved before the move still resumes). Precedence when reading, highest first:
+Every path in ``shards.parquet`` is relative to the card (``data-contract.md``, intro), so a dataset moves by
+setting ``base_url`` alone (:func:`sardata.dataset.relocate.relocate`). The loaders find the shards here, with
+this precedence, highest first:
 
 1. an explicit ``base_url`` passed by the caller (``ShardIterable(..., base_url=...)``);
 2. the card's ``base_url`` (a URL, or a local path — a relative one is relative to the card's directory);
@@ -26,10 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from sardata.atomic import atomic_write_bytes, sha256_file
-from sardata.errors import ConfigError, ManifestSchemaError, ShardIntegrityError
+from sardata.errors import ManifestSchemaError, ShardIntegrityError
 from sardata.location import check_location, is_url
-from sardata.manifest.io import CARD_NAME, read_card, write_card
+from sardata.manifest.io import CARD_NAME, read_card
 from sardata.safepath import check_relpath, resolve_inside
+from sardata.stream.cache import ShardCache
 
 BASE_KEY = "base_url"
 
@@ -57,46 +57,12 @@ def card_base(card: dict[str, Any], root: str | os.PathLike[str]) -> str | None:
     return _join(str(root), base)
 
 
-def relocate(root: str | os.PathLike[str], base: str | None) -> dict[str, Any]:
-    """Point a local dataset at shards stored under ``base`` (or back next to the card with ``None``/``"."``).
-
-    Only ``dataset.json`` is rewritten (atomically): tables, their hashes and shard names stay as they are.
-    ``base`` must hold the same relative layout (``<base>/shards/<name>.tar``).
-
-    Raises:
-        ManifestSchemaError: ``root`` is not a finished dataset.
-        ConfigError: ``base`` is not an allowed location, or ``shards.parquet`` names absolute locations (those
-            cannot move with a base).
-    """
-    from sardata.manifest.io import read_table
-
-    root = Path(root)
-    card = read_card(root)
-    if card.get("kind", "dataset") != "dataset":
-        raise ConfigError(f"{root}: only built datasets (build-shards output) have shards to relocate")
-    absolute = [s["path"] for s in read_table(root / "shards.parquet", "shards").to_pylist() if is_url(s["path"])]
-    if absolute:
-        raise ConfigError(
-            f"{root / 'shards.parquet'}: shard paths such as {absolute[0]!r} are absolute URLs; only paths relative "
-            "to the card can be relocated (rebuild, or merge into a new dataset)"
-        )
-    if base in (None, "", "."):
-        card.pop(BASE_KEY, None)
-    else:
-        check_location(base)
-        card[BASE_KEY] = base.rstrip("/") if is_url(base) else base
-    write_card(root, card)
-    return card
-
-
 def locate(
     root: str | os.PathLike[str], base_url: str | None = None, cache: Any = None
 ) -> tuple[Path, str | None, Any]:
     """Resolve a dataset location into (local manifest directory, shard base or None for "next to the card",
     cache). ``root`` may be a URL: its manifests are fetched through ``cache`` (a default
     :class:`~sardata.stream.cache.ShardCache` when None). A remote shard base also gets a default cache."""
-    from sardata.stream.cache import ShardCache
-
     if is_url(str(root)) and not str(root).lower().startswith("file://"):
         cache = cache if cache is not None else ShardCache()
         local = fetch_manifest(str(root), cache)
@@ -174,4 +140,4 @@ def _get(cache: Any, url: str) -> bytes:
         raise ManifestSchemaError(f"{url}: cannot fetch ({type(exc).__name__}: {exc}); is the dataset there?") from exc
 
 
-__all__ = ["BASE_KEY", "card_base", "fetch_manifest", "is_url", "locate", "relocate"]
+__all__ = ["BASE_KEY", "card_base", "fetch_manifest", "locate"]

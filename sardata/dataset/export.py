@@ -25,9 +25,9 @@ import pyarrow as pa
 
 from sardata.errors import ConfigError, ManifestSchemaError
 from sardata.manifest.io import read_card, read_table
-from sardata.manifest.relocate import card_base
 from sardata.manifest.schema import TABLES
 from sardata.safepath import check_relpath, resolve_inside
+from sardata.stream.locate import card_base
 
 FORMATS = ("croissant", "hf")
 CROISSANT_CONFORMS_TO = "http://mlcommons.org/croissant/1.0"

@@ -17,7 +17,6 @@ inputs' hashes (never their paths), so merging the same datasets twice gives ide
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import os
 import shutil
 from collections.abc import Callable
@@ -28,12 +27,12 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-import sardata
-from sardata.atomic import TMP_PREFIX, remove_stale_temps, sha256_file, xxh3_file
+from sardata.atomic import TMP_PREFIX, remove_stale_temps, xxh3_file
 from sardata.config import config_sha256
 from sardata.errors import ConfigError
+from sardata.manifest.card import card_header, per_split_class, split_summary, table_entries
 from sardata.manifest.io import CARD_NAME, read_card, write_card, write_table
-from sardata.manifest.schema import SCHEMA_VERSION, SHARDS, SOURCES
+from sardata.manifest.schema import SHARDS, SOURCES
 from sardata.safepath import resolve_inside
 from sardata.shards.writer import read_member, write_shard
 from sardata.stream.verify import open_verified_table, verify_shard
@@ -155,7 +154,7 @@ def _write_shards(
 
 # ----------------------------------------------------------------------------------------------- inputs
 def _load(location: str) -> _Input:
-    from sardata.manifest.relocate import locate
+    from sardata.stream.locate import locate
 
     root, base, cache = locate(location)
     card = read_card(root)
@@ -283,40 +282,21 @@ def _merged_sources(loaded: list[_Input]) -> pa.Table:
 
 def _card(out: Path, loaded: list[_Input], samples: pd.DataFrame, shard_rows: list[dict], sources: pa.Table,
           config: dict, cfg_sha: str, class_maps: dict, features: dict) -> dict[str, Any]:  # fmt: skip
-    per_split = {
-        s: {"samples": int((samples["split"] == s).sum()), "shards": sum(r["split"] == s for r in shard_rows),
-            "bytes": sum(r["bytes"] for r in shard_rows if r["split"] == s)}
-        for s in sorted(samples["split"].unique())
-    }  # fmt: skip
     identities, fields = [], {}
     for inp in loaded:
         identities += [s for s in inp.card.get("sources", []) if s not in identities]
         fields.update(inp.card.get("fields", {}))
     return {
-        "kind": "dataset",
-        "schema_version": SCHEMA_VERSION,
-        "sardata_version": sardata.__version__,
-        "git_sha": None,
-        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "config": config,
-        "config_sha256": cfg_sha,
+        **card_header("dataset", config, cfg_sha, git_sha=None),
         "sources": identities,
-        "splits": per_split,
+        "splits": split_summary(samples["split"], [r["split"] for r in shard_rows], [r["bytes"] for r in shard_rows]),
         "fields": dict(sorted(fields.items())),
         "features": features,
         "class_maps": class_maps,
         "normalisation": loaded[0].card.get("normalisation"),
         "views": sorted(c for c in samples.columns if c.startswith("split_")),
-        "counts": {
-            "per_split_class": {
-                f"{s}/{c}": int(n)
-                for (s, c), n in samples.groupby(["split", samples["label_name"].fillna("(none)")]).size().items()
-            }
-        },
-        "tables": {
-            name: {"rows": rows, "sha256": sha256_file(out / f"{name}.parquet")}
-            for name, rows in (("samples", len(samples)), ("shards", len(shard_rows)), ("sources", sources.num_rows))
-        },
+        "counts": {"per_split_class": per_split_class(samples)},
+        "tables": table_entries(out, {"samples": len(samples), "shards": len(shard_rows), "sources": sources.num_rows}),
     }
 
 
