@@ -18,6 +18,7 @@ from sardata.manifest.rows import check_rows
 from sardata.manifest.schema import (
     COLUMNS_SINCE,
     EXTRA_COLUMN_PREFIXES,
+    OPTIONAL_COLUMNS,
     SCHEMA_VERSION,
     TABLES,
     parse_version,
@@ -37,9 +38,10 @@ def write_table(table: pa.Table, path: str | os.PathLike[str], name: str, config
     """Cast ``table`` to the declared schema of ``name`` and write it atomically (fsynced).
 
     ``sort_by``: write the rows ordered by that column, taking one row group at a time through the sort
-    permutation, so a large table is never held twice (once unsorted, once sorted)."""
-    schema = with_metadata(TABLES[name], name, config_sha256)
-    extra = [c for c in table.column_names if c not in schema.names]
+    permutation, so a large table is never held twice (once unsorted, once sorted). An optional column
+    (``OPTIONAL_COLUMNS``) that ``table`` lacks or holds only nulls in is left out."""
+    schema = with_metadata(_written_schema(table, name), name, config_sha256)
+    extra = [c for c in table.column_names if c not in TABLES[name].names]
     if extra:
         _check_extra(extra, Path(path))
         for col in extra:
@@ -55,6 +57,15 @@ def write_table(table: pa.Table, path: str | os.PathLike[str], name: str, config
         with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
             for start in range(0, max(1, table.num_rows), SORTED_ROW_GROUP):
                 writer.write_table(table.take(order[start : start + SORTED_ROW_GROUP]))
+
+
+def _written_schema(table: pa.Table, name: str) -> pa.Schema:
+    """The declared schema of ``name`` less the optional columns without a value in ``table``."""
+    schema = TABLES[name]
+    for col in sorted(OPTIONAL_COLUMNS.get(name, ())):
+        if col not in table.column_names or table.column(col).null_count == table.num_rows:
+            schema = schema.remove(schema.get_field_index(col))
+    return schema
 
 
 def _check_extra(extra: list[str], path: Path) -> None:
@@ -76,7 +87,7 @@ def validate_schema(found: pa.Schema, name: str, path: Path) -> None:
     if version is None:
         raise ManifestSchemaError(f"{path}: not a sardata {name} table (no sardata.schema_version metadata)")
     check_version(version, path)
-    later = _added_after(name, version)
+    later = _added_after(name, version) | set(OPTIONAL_COLUMNS.get(name, {}))
     missing = [f.name for f in expected if f.name not in found.names and f.name not in later]
     mistyped = [
         f"{f.name} (expected {f.type}, found {found.field(f.name).type})"
@@ -170,20 +181,25 @@ def read_table(path: str | os.PathLike[str], name: str) -> pa.Table:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise ManifestSchemaError(f"{path}: corrupt Parquet data ({exc}); restore or rebuild this table") from exc
-    table = _fill_later_columns(table, name)
+    version = (schema.metadata or {}).get(b"sardata.schema_version", b"").decode()
+    table = _fill_later_columns(table, name, version)
     check_rows(table, name, path, read_table)
     return table
 
 
-def _fill_later_columns(table: pa.Table, name: str) -> pa.Table:
-    """Add the columns an older minor version lacks as nulls, in declared order (readers see one layout)."""
+def _fill_later_columns(table: pa.Table, name: str, version: str) -> pa.Table:
+    """Add the columns an older minor version lacks as nulls, in declared order (readers see one layout); an optional
+    column (``OPTIONAL_COLUMNS``) a file of its version or newer lacks stays absent (no row had a value)."""
     expected = TABLES[name]
-    absent = [f for f in expected if f.name not in table.column_names]
+    ours = parse_version(version)
+    unused = {c for c, since in OPTIONAL_COLUMNS.get(name, {}).items() if parse_version(since) <= ours}
+    absent = [f for f in expected if f.name not in table.column_names and f.name not in unused]
     if not absent:
         return table
     for f in absent:
         table = table.append_column(f, pa.nulls(table.num_rows, f.type))
-    order = [f.name for f in expected] + [c for c in table.column_names if c not in expected.names]
+    order = [f.name for f in expected if f.name in table.column_names]
+    order += [c for c in table.column_names if c not in expected.names]
     return table.select(order)
 
 

@@ -18,6 +18,16 @@ SCHEMA_VERSION = "1.1.0"
 #: old manifests keep loading. Adding a column = append it to the schema (nullable), list it here, bump the minor.
 COLUMNS_SINCE: dict[str, dict[str, str]] = {"samples": {}, "sources": {}, "shards": {"xxh3_128": "1.1.0"}}
 
+#: optional columns: declared in the schema below (adapters may set them, readers know their type) but written only
+#: when some row holds a value: :func:`sardata.manifest.io.write_table` leaves an all-null optional column out, and
+#: :func:`sardata.manifest.io.read_table` adds it back as nulls only to a file older than the version that declared
+#: it (like any later column), never to a file of that version or newer (absent there = no row had a value). So
+#: declaring one changes no existing table's bytes or content (``tests/golden``). A table that holds one needs a
+#: reader that declares it (an earlier one names it among "unexpected columns"). table -> column -> declaring version.
+OPTIONAL_COLUMNS: dict[str, dict[str, str]] = {
+    "samples": {"n_boxes": "1.1.0"},  # detection sources (hrsid, ssdd): rows of boxes.npy
+}
+
 
 def parse_version(version: str) -> tuple[int, int, int]:
     """``"1.2.3"`` -> ``(1, 2, 3)`` (missing parts are 0); ValueError on anything else."""
@@ -84,6 +94,8 @@ SAMPLES = pa.schema(
         pa.field("time_delay_s", pa.float64()),
         pa.field("type_id", pa.int32()),
         pa.field("mode", pa.string()),
+        # detection (optional, see OPTIONAL_COLUMNS): number of boxes (rows of boxes.npy, instances of inst.npy)
+        pa.field("n_boxes", pa.int32()),
         # everything else the adapter knows, canonical JSON (becomes the shard's meta.json)
         pa.field("meta", pa.string()),
     ]

@@ -37,6 +37,12 @@ FIELDS: dict[str, FieldSpec] = {
         ),
         FieldSpec("boxes", "npy", ("float32",), "detection boxes (N, 5): class, x0, y0, x1, y1 in pixels"),
         FieldSpec("mask", "npy", ("uint8",), "valid/segmentation mask (H, W)"),
+        FieldSpec(
+            "inst",
+            "npy",
+            ("uint8", "uint16"),
+            "instance-id map (H, W): 0 background, i = row i-1 of boxes.npy (uint16 past 255 instances)",
+        ),
         FieldSpec("iq", "npy", ("float32",), "IQ frame (2, 512), I then Q"),
         FieldSpec("iqc", "npy", ("complex128", "complex64"), "original complex IQ (512,)"),
         FieldSpec("pdw", "npy", ("structured",), "pulse train (L,) structured: toa, rf, pw, pa, src"),
