@@ -253,7 +253,7 @@ def _keys(node: object) -> Iterator[str]:
 
 #: schema.org properties the export uses (resolved through "@vocab": "https://schema.org/").
 SCHEMA_ORG = {"name", "description", "distribution", "contentUrl", "contentSize", "encodingFormat", "sha256",
-              "version"}  # fmt: skip
+              "version", "license", "datePublished", "containedIn"}  # fmt: skip
 
 
 def test_croissant_export_matches_its_context_and_the_files(work: Path, tmp_path: Path) -> None:
@@ -279,8 +279,8 @@ def test_croissant_export_matches_its_context_and_the_files(work: Path, tmp_path
             if value is not None:
                 assert value.split(":")[0] in ctx, value
     # one FileObject per table and per shard, with the real sha256 and size
-    files = {f["@id"]: f for f in doc["distribution"]}
-    assert all(f["@type"] == "cr:FileObject" for f in files.values())
+    files = {f["@id"]: f for f in doc["distribution"] if f["@type"] == "cr:FileObject"}
+    assert {f["@type"] for f in doc["distribution"]} == {"cr:FileObject", "cr:FileSet"}
     shards = read_table(ds / "shards.parquet", "shards").to_pylist()
     for s in shards:
         f = files[s["path"]]
@@ -288,12 +288,19 @@ def test_croissant_export_matches_its_context_and_the_files(work: Path, tmp_path
         assert f["contentSize"] == f"{s['bytes']} B" and f["encodingFormat"] == "application/x-tar"
     for name in TABLES:
         assert files[name]["sha256"] == hashlib.sha256((ds / name).read_bytes()).hexdigest()
-    # record sets: one field per Parquet column, each extracting an existing column of an existing file
+    # record sets: one field per Parquet column, each extracting an existing column of an existing file; the
+    # tar member record sets read file properties of a FileSet contained in every shard
     samples = next(r for r in doc["recordSet"] if r["@id"] == "samples")
     assert [f["name"] for f in samples["field"]] == pq.read_schema(ds / "samples.parquet").names
+    file_sets = {f["@id"]: f for f in doc["distribution"] if f["@type"] == "cr:FileSet"}
+    assert set(file_sets) == {"img-members"}
+    assert [c["@id"] for c in file_sets["img-members"]["containedIn"]] == [s["path"] for s in shards]
     for rs in doc["recordSet"]:
         for field in rs["field"]:
             src = field["source"]
+            if "fileSet" in src:
+                assert src["fileSet"]["@id"] in file_sets and src["extract"]["fileProperty"] in ("filename", "content")
+                continue
             assert src["fileObject"]["@id"] in files
             assert src["extract"]["column"] in pq.read_schema(ds / src["fileObject"]["@id"]).names
     by_name = {f["name"]: f for f in samples["field"]}
@@ -314,25 +321,30 @@ def _nodes(node: object) -> Iterator[dict]:
             yield from _nodes(v)
 
 
-def test_hf_export_is_a_dataset_info_block(work: Path) -> None:
+def test_hf_export_is_a_dataset_card(work: Path) -> None:
+    """The YAML header of the README card (loading it with datasets: tests/test_export_hf.py)."""
     ds = work / "ds"
     result = CliRunner().invoke(app, ["manifest", "export", str(ds), "--format", "hf"])
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("---\n") and result.output.endswith("---\n")
-    header = yaml.safe_load(result.output.strip().strip("-"))
+    assert result.output.startswith("---\n")
+    _, header_text, body = result.output.split("---\n", 2)
+    header = yaml.safe_load(header_text)
     assert header == json.loads(json.dumps(hf_dataset_info(ds)))
+    assert body.lstrip().startswith(f"# {ds.name}") and "## Sources" in body
     info = header["dataset_info"]
-    assert [f["name"] for f in info["features"]] == pq.read_schema(ds / "samples.parquet").names
     feats = {f["name"]: f for f in info["features"]}
+    # features are the tar members (what datasets' webdataset builder yields), not the index columns
+    assert list(feats) == ["__key__", "__url__", "cls", "img.npy", "meta.json"]
     names = read_card(ds)["class_maps"]["sar-acd"]
-    assert feats["label"]["dtype"]["class_label"]["names"] == {str(i): n for i, n in enumerate(names)}
-    assert feats["key"]["dtype"] == "string" and feats["sample_offset"]["dtype"] == "int64"
+    assert feats["cls"]["dtype"]["class_label"]["names"] == {str(i): n for i, n in enumerate(names)}
+    assert feats["img.npy"]["list"] == {"list": {"list": "uint8"}}  # native chip sizes vary: nested lists
+    assert feats["__key__"]["dtype"] == "string" and feats["meta.json"]["dtype"] == "json"
     card = read_card(ds)
     assert {s["name"]: s["num_examples"] for s in info["splits"]} == {
         k: v["samples"] for k, v in card["splits"].items()
     }
     assert info["dataset_size"] == sum(p.stat().st_size for p in (ds / "shards").iterdir())
-    assert header["configs"][0]["data_files"][0]["path"].startswith("shards/")
+    assert header["configs"][0]["data_files"] == [{"split": s, "path": f"shards/{s}-*.tar"} for s in card["splits"]]
     result = CliRunner().invoke(app, ["manifest", "export", str(ds), "--format", "csv"])
     assert result.exit_code == 1
 

@@ -104,14 +104,27 @@ def merge_cmd(
 @app.command("export")
 def export_cmd(
     root: Dir,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="croissant (JSON-LD) | hf (dataset_info YAML).")],
-    out: Annotated[Path | None, typer.Option("--out", "-O", help="Write here instead of stdout.")] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="croissant (JSON-LD) | hf (README.md dataset card for datasets).")
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-O", help="Write here (DS/croissant.json, DS/README.md) instead of stdout."),
+    ] = None,
+    source_cards: Annotated[
+        Path | None,
+        typer.Option(
+            "--source-cards",
+            help="Folder of source cards <id>.yaml (licence, citation); default: the checkout's manifests/sources.",
+        ),
+    ] = None,
 ) -> None:
-    """Describe a built dataset as Croissant JSON-LD (sha256 per shard) or a Hugging Face dataset_info block."""
+    """Describe a built dataset: Croissant JSON-LD (sha256 per shard, records reaching the .npy tar members) or a
+    Hugging Face dataset card with which datasets.load_dataset(DS) reads the shards as typed arrays."""
     from sardata.atomic import atomic_path
     from sardata.dataset.export import export
 
-    text = export(root, fmt)
+    text = export(root, fmt, source_cards)
     if out is None:
         typer.echo(text, nl=False)
         return
