@@ -152,3 +152,47 @@ def test_short_o_means_option_and_capital_o_means_out() -> None:
     for cmd in (["ingest"], ["build-shards"], ["train", "pretrain"], ["train", "finetune"], ["sim", "pdw"]):
         assert "-O" in runner.invoke(app, [*cmd, "--help"], terminal_width=200).output, cmd
     assert "--option" in runner.invoke(app, ["ingest", "--help"], terminal_width=200).output
+
+
+def test_train_o_is_a_hidden_deprecated_alias_of_out(capsys, tmp_path: Path) -> None:
+    """Issue 20: `-o` means --option (KEY=VALUE) in sardata; the train commands' old `-o` for --out still works,
+    hidden from --help and with a warning, and a missing --out is a usage error (exit 2), as when it was required."""
+    from typer.testing import CliRunner
+
+    from sardata.cli import app
+    from sardata.cli._options import out_or_legacy
+
+    assert out_or_legacy(tmp_path, None) == tmp_path and capsys.readouterr().err == ""
+    assert out_or_legacy(None, tmp_path) == tmp_path
+    assert "-o for --out is deprecated" in capsys.readouterr().err
+    runner = CliRunner()
+    recipe = str(Path(__file__).parents[1] / "pipelines" / "mae-pretrain-cpu-small.yaml")
+    for cmd in (["train", "pretrain"], ["train", "finetune"]):
+        assert " -o " not in runner.invoke(app, [*cmd, "--help"], terminal_width=200).output
+        missing = runner.invoke(app, [*cmd, "-r", recipe])
+        assert missing.exit_code == 2 and "'--out' / '-O'" in missing.output
+        both = runner.invoke(app, [*cmd, "-r", recipe, "-o", str(tmp_path / "a"), "-O", str(tmp_path / "b")])
+        assert both.exit_code == 2 and "disagree" in both.output
+
+
+def test_training_bar_on_a_terminal_rates_only_what_it_timed() -> None:
+    """Issue 20: a fine-tune bar showed "18558.87 step/s" (a resumed or already-advanced first report counted as
+    done in no time). The bar starts at the first report's count, so the rate covers the steps it timed."""
+    import io
+    import re
+    import time
+
+    from sardata.cli._options import step_progress
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out = Tty()
+    report = step_progress("pretrain x", stream=out)
+    report(5000, 5010, {})  # resumed at step 5000
+    for step in range(5001, 5011):
+        time.sleep(0.01)
+        report(step, 5010, {"loss": 1.0})
+    rates = [float(r) for r in re.findall(r"([0-9.]+)step/s", out.getvalue())]
+    assert rates and max(rates) < 1000  # ~100 step/s here; counting the 5000 resumed steps gave millions

@@ -11,11 +11,28 @@ from typing import Annotated, Any, TextIO
 import typer
 
 OutDir = Annotated[Path, typer.Option("--out", "-O", help="Output directory.")]
+# -o is --option (KEY=VALUE) everywhere; `train pretrain/finetune` once took -o for --out: kept, hidden, warning
+LegacyOut = Annotated[
+    Path | None, typer.Option("-o", hidden=True, help="Deprecated alias of --out (-o means --option in sardata).")
+]
 Workers = Annotated[int, typer.Option("--workers", "-j", min=1, help="Worker processes.")]
 SourceOpts = Annotated[
     list[str] | None,
     typer.Option("--option", "-o", help="Source option KEY=VALUE (repeatable); see `sardata sources list`."),
 ]
+
+
+def out_or_legacy(out: Path | None, legacy: Path | None) -> Path:
+    """``--out`` / ``-O``, or the deprecated ``-o`` of the train commands (with a warning on stderr)."""
+    if legacy is not None:
+        typer.secho("warning: -o for --out is deprecated (-o means --option KEY=VALUE in sardata); use -O or --out",
+                    err=True, fg="yellow")  # fmt: skip
+        if out is not None and out != legacy:
+            raise typer.BadParameter(f"--out {out} and -o {legacy} disagree; give -O/--out only")
+        return legacy
+    if out is None:
+        raise typer.BadParameter("missing: an output directory is required", param_hint="'--out' / '-O'")
+    return out
 
 
 def parse_kv(items: list[str] | None) -> dict[str, str]:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from sardata.cli._options import step_progress
+from sardata.cli._options import LegacyOut, out_or_legacy, step_progress
 
 app = typer.Typer(help="Streaming trainers: SAR-JEPA / MAE / LoMaR pretraining, few-shot fine-tune and probe, eval.")
 
@@ -20,15 +20,14 @@ Set = Annotated[list[str] | None, typer.Option("--set", "-s", help="override a r
 def pretrain_cmd(
     recipe: Recipe,
     out: Annotated[
-        Path,
-        typer.Option(
-            "--out", "-O", "-o", help="run directory (checkpoints, metrics.jsonl, tb/); -o is a deprecated alias"
-        ),
-    ],
+        Path | None, typer.Option("--out", "-O", help="run directory (checkpoints, metrics.jsonl, tb/); required")
+    ] = None,
     set_: Set = None,
     resume: Annotated[bool, typer.Option(help="continue from OUT/checkpoints/last.pt when it exists")] = True,
+    legacy_out: LegacyOut = None,
 ) -> None:
     """Self-supervised pretraining (`kind: pretrain` recipe); run under torchrun for DDP."""
+    out = out_or_legacy(out, legacy_out)
     from sardata.recipes import load_yaml
     from sardata.train.pretrain import pretrain
 
@@ -41,12 +40,14 @@ def pretrain_cmd(
 @app.command("finetune")
 def finetune_cmd(
     recipe: Recipe,
-    out: Annotated[Path, typer.Option("--out", "-O", "-o", help="results directory; -o is a deprecated alias")],
+    out: Annotated[Path | None, typer.Option("--out", "-O", help="results directory; required")] = None,
     set_: Set = None,
     checkpoint: Annotated[Path | None, typer.Option(help="pretraining checkpoint (overrides the recipe's)")] = None,
+    legacy_out: LegacyOut = None,
 ) -> None:
     """Few-shot fine-tuning or linear probing over the few-shot views (`kind: finetune` recipe, or a radar
     `kind: crossmode` recipe for the cross-mode LoRA table)."""
+    out = out_or_legacy(out, legacy_out)
     from sardata.recipes import load_yaml
 
     extra = list(set_ or []) + ([f"checkpoint={checkpoint}"] if checkpoint else [])
