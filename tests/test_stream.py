@@ -256,24 +256,27 @@ def _assert_same_batches(got: list[dict], ref: list[dict]) -> None:
                 assert a[k] == b[k], k
 
 
-@pytest.mark.parametrize("root", ["ds", "ds_gr"])
+@pytest.mark.parametrize("root,keys", [("ds", "fields"), ("ds_gr", "fields"), ("ds_gr", "torchgeo")])
 @pytest.mark.parametrize("workers", [0, 2])
-def test_direct_batches_equal_per_sample_batches(root: str, workers: int, request) -> None:
+def test_direct_batches_equal_per_sample_batches(root: str, keys: str, workers: int, request) -> None:
     """The direct path (arrays read straight into batch tensors, shared memory in workers) gives exactly the
-    batches of read-decode-collate, also where shapes are ragged (``ds`` has odd widths) and for padding."""
+    batches of read-decode-collate, also where shapes are ragged (``ds`` has odd widths), for padding, and
+    with either key naming."""
     path = request.getfixturevalue(root)
 
     def batches(transform) -> list[dict]:
-        it = ShardIterable(path, 5, split=None, num_workers=workers, seed=2, pad="mask", transform=transform)
+        it = ShardIterable(path, 5, split=None, num_workers=workers, seed=2, pad="mask", transform=transform,
+                           keys=keys)  # fmt: skip
         return list(DataLoader(it, batch_size=None, num_workers=workers))
 
     direct, per_sample = batches(None), batches(lambda s: s)
     _assert_same_batches(direct, per_sample)
+    gr, label = ("gr.npy", "cls") if keys == "fields" else ("gr", "label")
     if root == "ds_gr":
-        assert all(isinstance(b["gr.npy"], torch.Tensor) and b["gr.npy"].shape[1:] == (4, 24, 24) for b in direct)
+        assert all(isinstance(b[gr], torch.Tensor) and b[gr].shape[1:] == (4, 24, 24) for b in direct)
     if workers:  # labels and bookkeeping travel as views of one storage (one file-descriptor handover, not four)
         b = direct[0]
-        ptrs = {b[k].untyped_storage().data_ptr() for k in ("cls", "valid", "__index__", "__epoch__")}
+        ptrs = {b[k].untyped_storage().data_ptr() for k in (label, "valid", "__index__", "__epoch__")}
         assert len(ptrs) == 1
 
 

@@ -33,7 +33,7 @@ def online_gr(img: np.ndarray) -> np.ndarray:
 
 
 def samples(ds: Path, aug: JointAugment) -> list[dict]:
-    it = ShardIterable(ds, 1, shuffle=False, transform=aug, collate_fn=lambda b: b[0])
+    it = ShardIterable(ds, 1, shuffle=False, transform=aug, collate_fn=lambda b: b[0], keys="torchgeo")
     return list(it)
 
 
@@ -74,9 +74,11 @@ def test_views_are_reproducible_for_any_worker_count(gr_ds: Path) -> None:
     from torch.utils.data import DataLoader
 
     aug = JointAugment(size=40, resize=False, seed=5)
-    a = [s["aug"] for batch in ShardIterable(gr_ds, 4, transform=aug, collate_fn=list) for s in batch]
+    a = [s["aug"] for batch in ShardIterable(gr_ds, 4, transform=aug, collate_fn=list, keys="torchgeo") for s in batch]
     loader = DataLoader(
-        ShardIterable(gr_ds, 4, num_workers=2, transform=aug, collate_fn=list), batch_size=None, num_workers=2
+        ShardIterable(gr_ds, 4, num_workers=2, transform=aug, collate_fn=list, keys="torchgeo"),
+        batch_size=None,
+        num_workers=2,
     )
     b = [s["aug"] for batch in loader for s in batch]
     assert a == b

@@ -13,6 +13,17 @@ epoch counter afterwards, which makes ``persistent_workers=True`` work too (work
 Resume: ``state = ds.state_dict(step)`` with the number of global steps the trainer completed this epoch; a new
 process calls ``ds.load_state_dict(state)`` and continues at that step without reading skipped data.
 
+DataLoader: the dataset batches, so the loader must not. ``DataLoader(ds, batch_size=32)`` (the webdataset / MDS /
+LitData habit, and torch's default ``batch_size=1``) would collate 32 whole batches into one: it is refused with a
+one-line ``ConfigError`` when the first batch is requested, before any data is read, and so is a loader with
+another number of workers than the dataset's ``num_workers``. torch gives a dataset no hook when a plain
+``DataLoader`` is constructed; :class:`sardata.stream.loader.ShardLoader` (a ``DataLoader``) makes both checks at
+construction. Iterated in this process (``num_workers=0``, or ``for batch in ds``) the dataset serves every step,
+whatever its ``num_workers``.
+
+Keys: ``keys="fields"`` (default) delivers the stored member names (``img.npy``, ``cls``...), ``keys="torchgeo"``
+torchgeo's (``image``, ``label``, ``crs``, ``bounds``...), with or without a transform (:mod:`sardata.stream.keys`).
+
 The parts the datasets stand on live beside this module and are importable from here as before: the index and read
 path (:mod:`sardata.stream.index`), batching (:mod:`sardata.stream.batch`) and the order (:mod:`sardata.stream.order`).
 """
@@ -20,6 +31,8 @@ path (:mod:`sardata.stream.index`), batching (:mod:`sardata.stream.batch`) and t
 from __future__ import annotations
 
 import os
+import sys
+import warnings
 from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
@@ -31,6 +44,7 @@ from sardata.errors import ConfigError, LoaderStateError
 from sardata.manifest.schema import SCHEMA_VERSION
 from sardata.stream.batch import batch_tensor, collate, one_storage, read_stacked
 from sardata.stream.index import Row, ShardIndex
+from sardata.stream.keys import check_keys, rename
 from sardata.stream.order import Plan, epoch_permutation, mixed_sequence, quotas
 
 
@@ -65,13 +79,16 @@ class ShardIterable(IterableDataset):
         epoch_size: int | None = None,
         fields: Collection[str] | None = None,
         verify: str = "shard",
+        keys: str = "fields",
     ) -> None:
+        warn_legacy_names(transform, check_keys(keys))
         if world_size is None or rank is None:
             dist = torch.distributed.is_available() and torch.distributed.is_initialized()
             world_size = torch.distributed.get_world_size() if dist else 1
             rank = torch.distributed.get_rank() if dist else 0
         roots = list(root) if isinstance(root, (list, tuple)) else [root]
-        self.indexes = [ShardIndex(r, split, view, base_url, cache, fields=fields, verify=verify) for r in roots]
+        self.indexes = [ShardIndex(r, split, view, base_url, cache, fields=fields, verify=verify, keys=keys)
+                        for r in roots]  # fmt: skip
         self.index = self.indexes[0]
         self.mixed = len(roots) > 1 or weights is not None
         sizes = [len(i) for i in self.indexes]
@@ -85,7 +102,7 @@ class ShardIterable(IterableDataset):
         self.plan = Plan(total, global_batch, world_size, num_workers, pad)
         self.rank, self.seed, self.epoch = rank, seed, epoch
         self.shuffle, self.block_shards = shuffle, block_shards
-        self.transform, self.collate_fn = transform, collate_fn
+        self.transform, self.collate_fn, self.keys = transform, collate_fn, keys
         self.start_step = 0
         self._in_progress: int | None = None  # the epoch an in-process iter() is delivering (num_workers=0)
         self._resume: tuple[int, int] | None = None  # (epoch, step) of a loaded state, kept by set_epoch(epoch)
@@ -125,24 +142,21 @@ class ShardIterable(IterableDataset):
 
     def __iter__(self) -> Iterator[Any]:
         info = get_worker_info()
-        worker, n = (0, 1) if info is None else (info.id, info.num_workers)
-        if info is not None and n != max(1, self.plan.num_workers):
-            raise ConfigError(
-                f"DataLoader has {n} workers but the dataset was built for num_workers={self.plan.num_workers}; "
-                "pass the same number to both"
-            )
+        self._check_loader(info)
+        worker = 0 if info is None else info.id
         epoch, start = self.epoch, self.start_step
         locate = self.resolver(epoch)
         self.epoch, self.start_step = epoch + 1, 0  # the next iter() is the next epoch (persistent workers)
         if info is None:  # iterating in this process: state_dict() during the loop must name *this* epoch
             self._in_progress = epoch
-        ahead = self._first_uses(worker, start, locate)  # this worker's shards, in the order it will open them
+        steps = list(self.plan.worker_steps(worker, start) if info else range(start, self.plan.steps))  # here: all
+        ahead = self._first_uses(steps, locate)  # this worker's shards, in the order it will open them
         started: set[tuple[int, str]] = set()
         queued = 0
         depth = max(2, self.block_shards)  # a shuffled block opens block_shards shards at once
         try:
             shared = info is not None  # a worker's batches go to the main process: build them in shared memory
-            for step in self.plan.worker_steps(worker, start):
+            for step in steps:
                 slots = self.plan.slots(step, self.rank)
                 picks = [locate(slot.index) for slot in slots]
                 started.update((id(index), index.rows[row].shard) for index, row in picks)
@@ -154,22 +168,40 @@ class ShardIterable(IterableDataset):
                     queued += 1
                 extras = [{"valid": s.valid, "__index__": s.position, "__epoch__": epoch} for s in slots]
                 if self.transform is None and self.collate_fn is collate:  # arrays straight into batch tensors
-                    yield read_stacked(picks, extras, shared)
+                    yield rename(read_stacked(picks, extras, shared), self.keys)
                     continue
                 samples = []
                 for extra, (index, row) in zip(extras, picks, strict=True):
                     sample = index.read(row) | extra
-                    samples.append(self.transform(sample) if self.transform else sample)
+                    samples.append(rename(self.transform(sample) if self.transform else sample, self.keys))
                 yield collate(samples, shared=shared) if self.collate_fn is collate else self.collate_fn(samples)
         finally:
             for index in self.indexes:
                 index.close()
 
-    def _first_uses(self, worker: int, start: int, locate: Callable[[int], tuple[ShardIndex, int]]
+    def _check_loader(self, info: Any) -> None:
+        """Refuse, before the first batch is read, a DataLoader that batches the batches or has another number of
+        workers than this dataset was planned for (:class:`~sardata.stream.loader.ShardLoader` checks both when
+        it is built)."""
+        batching = loader_batch_size(self)
+        if batching is not None:
+            k, world = batching or "k", self.plan.world_size
+            raise ConfigError(
+                f"DataLoader(ds, batch_size={k}) would collate whole batches: ShardIterable yields per-rank batches "
+                f"of {self.plan.per_rank_batch} samples itself; use DataLoader(ds, batch_size=None) or ShardLoader(ds)"
+                f" (for batches of {k}: ShardIterable(root, global_batch={k if world == 1 else f'{k} x {world}'}))"
+            )
+        if info is not None and info.num_workers != max(1, self.plan.num_workers):
+            raise ConfigError(
+                f"DataLoader has {info.num_workers} workers but the dataset was built for num_workers="
+                f"{self.plan.num_workers}; pass the same number to both (ShardLoader(ds) takes the dataset's)"
+            )
+
+    def _first_uses(self, steps: list[int], locate: Callable[[int], tuple[ShardIndex, int]]
                     ) -> Iterator[tuple[ShardIndex, str]]:  # fmt: skip
-        """(index, shard) of every shard this worker reads, once, in the order of its first sample."""
+        """(index, shard) of every shard these steps read, once, in the order of its first sample."""
         seen: set[tuple[int, str]] = set()
-        for step in self.plan.worker_steps(worker, start):
+        for step in steps:
             for slot in self.plan.slots(step, self.rank):
                 index, row = locate(slot.index)
                 key = (id(index), index.rows[row].shard)
@@ -209,10 +241,12 @@ class ShardDataset(Dataset):
     def __init__(self, root: str | os.PathLike[str], split: str | None = "train", view: str | None = None,
                  transform: Callable | None = None, base_url: str | None = None, cache: Any = None,
                  where: str | None = None, fields: Collection[str] | None = None,
-                 verify: str = "shard") -> None:  # fmt: skip
-        """``verify``: see :class:`ShardIndex`; ``"sample"`` suits random access to a few samples of big shards."""
-        self.index = ShardIndex(root, split, view, base_url, cache, where, fields, verify)
-        self.transform = transform
+                 verify: str = "shard", keys: str = "fields") -> None:  # fmt: skip
+        """``verify``: see :class:`ShardIndex`; ``"sample"`` suits random access to a few samples of big shards.
+        ``keys``: ``"fields"`` or ``"torchgeo"`` (:mod:`sardata.stream.keys`)."""
+        warn_legacy_names(transform, check_keys(keys))
+        self.index = ShardIndex(root, split, view, base_url, cache, where, fields, verify, keys)
+        self.transform, self.keys = transform, keys
 
     def __len__(self) -> int:
         return len(self.index)
@@ -221,7 +255,42 @@ class ShardDataset(Dataset):
         if not -len(self) <= i < len(self):
             raise IndexError(i)
         sample = self.index.read(i % len(self))
-        return self.transform(sample) if self.transform else sample
+        return rename(self.transform(sample) if self.transform else sample, self.keys)
+
+
+def warn_legacy_names(transform: Any, keys: str) -> None:
+    """A transform that renames members itself (:class:`~sardata.stream.transforms.JointAugment`: ``img.npy`` ->
+    ``image``) under ``keys="fields"`` gives keys that change with the transform: deprecated."""
+    if keys == "fields" and getattr(transform, "renames_fields", False):
+        warnings.warn(
+            f"{type(transform).__name__} renames img.npy/gr.npy to image/gr, so the sample keys change with the "
+            "transform; pass keys='torchgeo' (image, gr, label... with or without a transform) or "
+            f"{type(transform).__name__}(keep_names=True) (img.npy, gr.npy); the rename under keys='fields' will go",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+
+
+def loader_batch_size(ds: Any) -> int | None:
+    """How many items a torch DataLoader collates into one batch from ``ds``'s iterator: ``None`` when it does not
+    batch (``batch_size=None``) or the caller is not a DataLoader; ``0`` when it batches by an unknown size.
+
+    torch gives a dataset no hook when a DataLoader is built, so this reads the fetcher that asks this iterator
+    for its first item (``auto_collation`` and the length of ``possibly_batched_index``, in the main process and in
+    workers alike). A caller it does not recognise (``for b in ds``, a future torch) is not checked.
+    """
+    frame = sys._getframe(1)
+    for _ in range(4):  # this function <- the generator's first step <- the fetcher's fetch()
+        if frame is None:
+            return None
+        owner = frame.f_locals.get("self")
+        if owner is not ds and getattr(owner, "dataset", None) is ds and hasattr(owner, "auto_collation"):
+            if not owner.auto_collation:
+                return None
+            index = frame.f_locals.get("possibly_batched_index")
+            return len(index) if isinstance(index, list | tuple) else 0
+        frame = frame.f_back
+    return None
 
 
 def order_lines(root: str | os.PathLike[str], global_batch: int, world_size: int, num_workers: int, seed: int,
@@ -247,7 +316,9 @@ __all__ = [
     "ShardIterable",
     "batch_tensor",
     "collate",
+    "loader_batch_size",
     "one_storage",
     "order_lines",
     "read_stacked",
+    "warn_legacy_names",
 ]

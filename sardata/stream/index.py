@@ -21,6 +21,7 @@ from sardata.manifest.io import read_card
 from sardata.safepath import resolve_inside
 from sardata.shards.reader import decode_field
 from sardata.stream.cache import ShardCache
+from sardata.stream.keys import GEO_COLUMNS, check_keys, geo_entry, member_names
 from sardata.stream.verify import await_verified, check_mode, check_sample, open_verified_table, verify_ahead
 
 SAMPLE_COLUMNS = ["key", "shard", "shard_pos", "members", "label", "split", "sample_sha256"]
@@ -34,13 +35,15 @@ class Row:
     label: int | None
     sha256: str | None = None  # sample_sha256: over *all* members, also those ``fields`` skips
     all_members: list[dict] | None = None
+    geo: dict[str, Any] | None = None  # crs / bounds of a georeferenced sample (``keys="torchgeo"`` only)
 
 
-def _select_samples(root: Path, card: dict[str, Any], split: str | None, view: str | None, where: str | None
-                    ) -> pd.DataFrame:  # fmt: skip
-    """The samples table (card-verified) cut to ``split``, ``view`` and ``where``, with the columns rows need."""
-    cols = SAMPLE_COLUMNS + ([view] if view else [])
+def _select_samples(root: Path, card: dict[str, Any], split: str | None, view: str | None, where: str | None,
+                    geo: bool = False) -> pd.DataFrame:  # fmt: skip
+    """The samples table (card-verified) cut to ``split``, ``view`` and ``where``, with the columns rows need
+    (and the geo columns the table has, with ``geo``)."""
     table = open_verified_table(root, "samples", card)
+    cols = SAMPLE_COLUMNS + ([view] if view else []) + [c for c in GEO_COLUMNS if geo and c in table.column_names]
     if view is not None and view not in table.column_names:
         views = sorted(c for c in table.column_names if c.startswith("split_"))
         raise ConfigError(f"{root}: no view {view!r}; this build has {views or 'no views'} "
@@ -61,7 +64,11 @@ def _select_samples(root: Path, card: dict[str, Any], split: str | None, view: s
 
 
 def _make_rows(samples: pd.DataFrame, keep: set[str] | None) -> list[Row]:
-    """One :class:`Row` per sample; ``members`` keeps only the fields in ``keep`` (all with None)."""
+    """One :class:`Row` per sample; ``members`` keeps only the fields in ``keep`` (all with None); ``geo`` from
+    the ``crs`` / ``bbox`` columns when they were selected."""
+    geo = [None] * len(samples)
+    if "crs" in samples and "bbox" in samples:
+        geo = [geo_entry(c, b) for c, b in zip(samples["crs"], samples["bbox"], strict=True)]
     return [
         Row(
             k,
@@ -70,13 +77,15 @@ def _make_rows(samples: pd.DataFrame, keep: set[str] | None) -> list[Row]:
             None if pd.isna(label) else int(label),
             sha,
             list(m),
-        )
-        for k, s, m, label, sha in zip(
+            g,
+        )  # fmt: skip
+        for k, s, m, label, sha, g in zip(
             samples["key"],
             samples["shard"],
             samples["members"],
             samples["label"],
             samples["sample_sha256"],
+            geo,
             strict=True,
         )
     ]
@@ -94,21 +103,23 @@ class ShardIndex:
 
     def __init__(self, root: str | os.PathLike[str], split: str | None = "train", view: str | None = None,
                  base_url: str | None = None, cache: Any = None, where: str | None = None,
-                 fields: Collection[str] | None = None, verify: str = "shard") -> None:  # fmt: skip
-        """``fields``: the members to read (e.g. ``{"img.npy", "cls"}`` for online GR); None reads all. Skipping
-        a member skips its bytes, which is most of the I/O when it is the GR maps. ``verify``: ``"shard"``
-        (default), ``"sample"`` or ``"off"`` — how shard bytes are checked against the index
-        (:mod:`sardata.stream.verify`); tables are always checked against the card."""
+                 fields: Collection[str] | None = None, verify: str = "shard", keys: str = "fields") -> None:  # fmt: skip
+        """``fields``: the members to read (e.g. ``{"img.npy", "cls"}`` or ``{"image", "label"}`` for online GR);
+        None reads all. Skipping a member skips its bytes, which is most of the I/O when it is the GR maps.
+        ``verify``: ``"shard"`` (default), ``"sample"`` or ``"off"`` — how shard bytes are checked against the index
+        (:mod:`sardata.stream.verify`); tables are always checked against the card. ``keys="torchgeo"`` adds
+        ``crs`` / ``bounds`` to georeferenced samples (:mod:`sardata.stream.keys`); members keep their stored
+        names here, the datasets rename what they deliver."""
         from sardata.stream.locate import locate
 
         self.root, base_url, cache = locate(root, base_url, cache)  # URL roots, the card's base_url
         card = read_card(self.root)
-        self.card, self.verify = card, check_mode(verify)
+        self.card, self.verify, self.keys = card, check_mode(verify), check_keys(keys)
         shards = open_verified_table(self.root, "shards", card).to_pylist()
-        samples = _select_samples(self.root, card, split, view, where)
+        samples = _select_samples(self.root, card, split, view, where, geo=keys == "torchgeo")
         order = {s["shard"]: i for i, s in enumerate(shards)}
         samples = samples.assign(_o=samples["shard"].map(order)).sort_values(["_o", "shard_pos"])
-        keep = None if fields is None else set(fields)
+        keep = member_names(fields)
         self.rows = _make_rows(samples, keep)
         if keep is not None and self.rows:
             present = {x["field"] for m in samples["members"] for x in m}
@@ -201,6 +212,8 @@ class ShardIndex:
             if fh.readinto(buf) != m["size"]:
                 raise ShardIntegrityError(f"{row.shard}:{row.key}: {m['field']} is truncated; re-fetch or rebuild")
             sample[m["field"]] = decode_field(m["field"], buf, f"{row.shard}:{row.key}")
+        if row.geo is not None:  # keys="torchgeo": where the sample lies (a fresh bounds array per read)
+            sample.update(crs=row.geo["crs"], bounds=row.geo["bounds"].copy())
         return sample
 
     def close(self) -> None:
@@ -213,7 +226,10 @@ class ShardIndex:
             self._handles.popitem()[1].close()
 
     def __del__(self) -> None:
-        self.close()
+        try:
+            self.close()
+        except (AttributeError, TypeError):  # at interpreter exit, ``os`` may already be torn down: nothing to do
+            pass
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_handles": {}, "_pending": {}}  # handles and futures stay in their process

@@ -7,6 +7,12 @@ lie inside the crop; nearer to the new border the reference's reflect padding wo
 *with* resize resamples the GR maps (bilinear) and is only allowed with ``allow_approx_joint=True`` — recorded as
 approximate. Randomness is drawn from ``SeedSequence([seed, epoch, global_position])`` of each sample, so views do
 not depend on worker count or order.
+
+Names: a transform receives the stored member names (``img.npy``, ``gr.npy``); the loader's ``keys`` names what it
+delivers (:mod:`sardata.stream.keys`). With ``keys="torchgeo"`` the view is ``image`` / ``gr`` / ``label``, as
+without a transform. Under ``keys="fields"`` :class:`JointAugment` still writes ``image`` / ``gr`` (deprecated, the
+loaders warn); ``keep_names=True`` writes ``img.npy`` / ``gr.npy`` back under their own names. A georeferenced
+sample's ``bounds`` follow the crop; a flip mirrors the pixels inside the same bounds (``aug["flip"]``).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from sardata.errors import ConfigError
+from sardata.stream.keys import crop_bounds
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,7 @@ class JointAugment:
     mode: str = "precomputed"  # precomputed | online
     allow_approx_joint: bool = False
     seed: int = 0
+    keep_names: bool = False  # write img.npy / gr.npy back under their names (the loader's keys decide the rest)
 
     def __post_init__(self) -> None:
         if self.mode not in ("precomputed", "online"):
@@ -49,6 +57,11 @@ class JointAugment:
     def fields(self) -> frozenset[str]:
         """The shard members this view reads (``ShardIterable(fields=...)``): online mode skips the GR bytes."""
         return frozenset({"img.npy", "cls"} | ({"gr.npy"} if self.mode == "precomputed" else set()))
+
+    @property
+    def renames_fields(self) -> bool:
+        """Whether the view renames ``img.npy`` / ``gr.npy`` to ``image`` / ``gr`` itself (the deprecated habit)."""
+        return not self.keep_names
 
     def params(self, sample: dict[str, Any], h: int, w: int) -> dict[str, Any]:
         """The random draw for one sample: crop box, flip, contrast factor."""
@@ -79,14 +92,18 @@ class JointAugment:
             img = np.clip(mean + p["contrast"] * (img - mean), 0.0, 1.0).astype(np.float32)
         # other arrays (cplx.npy, mask.npy...) are not transformed, so they would no longer line up: dropped
         out = {k: v for k, v in sample.items() if not k.endswith(".npy")}
-        out["image"] = img
+        image, gr = ("img.npy", "gr.npy") if self.keep_names else ("image", "gr")
+        out[image] = img
         out["aug"] = p
+        if out.get("bounds") is not None:  # keys="torchgeo", georeferenced: where the crop lies
+            h, w = sample["img.npy"].shape[-2:]
+            out["bounds"] = crop_bounds(out["bounds"], h, w, p["top"], p["left"], p["h"], p["w"])
         if self.mode == "precomputed":
             if "gr.npy" not in sample:
                 raise ConfigError(
                     f"{sample.get('__key__')}: no gr.npy in the shards; build with --targets gr or use mode='online'"
                 )
-            out["gr"] = self._geometry(np.asarray(sample["gr.npy"], dtype=np.float32), p, "bilinear")
+            out[gr] = self._geometry(np.asarray(sample["gr.npy"], dtype=np.float32), p, "bilinear")
         return out
 
     def _geometry(self, x: np.ndarray, p: dict[str, Any], interp: str) -> np.ndarray:
