@@ -72,7 +72,7 @@ def test_empty_root_is_one_clear_error(tmp_path: Path) -> None:
 
 
 def test_unknown_source_lists_the_valid_ones(tmp_path: Path) -> None:
-    with pytest.raises(SourceNotFoundError, match="available: fusar-ship, geotiff, msar, mstar"):
+    with pytest.raises(SourceNotFoundError, match="available: fusar-ship, geotiff, hrsid, msar, mstar"):
         ingest("nope", tmp_path, tmp_path / "out")
 
 

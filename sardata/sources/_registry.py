@@ -15,6 +15,7 @@ from sardata.sources._base import Source
 _SOURCES: dict[str, str] = {
     "fusar-ship": "sardata.sources.fusarship:FUSARShip",
     "geotiff": "sardata.sources.geotiff:GeoTIFF",
+    "hrsid": "sardata.sources.hrsid:HRSID",
     "msar": "sardata.sources.msar:MSAR",
     "mstar": "sardata.sources.mstar:MSTAR",
     "opensarship": "sardata.sources.opensarship:OpenSARShip",
@@ -24,6 +25,7 @@ _SOURCES: dict[str, str] = {
     "sar-acd": "sardata.sources.saracd:SARACD",
     "sar-ship": "sardata.sources.sarship:SARShip",
     "sarsim": "sardata.sources.sarsim:SARSim",
+    "ssdd": "sardata.sources.ssdd:SSDD",
 }
 
 
