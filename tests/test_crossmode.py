@@ -71,7 +71,7 @@ def test_radarpos_pretrain_then_crossmode_table(radar: dict[str, Path], tmp_path
     assert refused.returncode == 1 and "benchmark is degenerate" in refused.stderr
     assert "NOT RUN" in (tmp_path / "cm" / "summary.md").read_text()
     assert not (tmp_path / "cm" / "results.jsonl").exists()
-    (tmp_path / "cm.yaml").write_text(yaml.safe_dump({**recipe, "allow_degenerate": True}))
+    (tmp_path / "cm.yaml").write_text(yaml.safe_dump({**recipe, "allow_degenerate": True, "input_norm": "robust"}))
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     table = (tmp_path / "cm" / "summary.md").read_text()
@@ -151,3 +151,21 @@ def test_reference_rules_and_degenerate_check() -> None:
     fair = reference_summary({m: side for m in modes}, {m: shuffled for m in modes}, modes, 3)
     assert "not degenerate" in check_degenerate(fair, modes)
     assert RawSide.from_samples([{"iq.npy": np.zeros((2, 4)), "cls": 0}]) is None  # IQ: no RF rule
+
+
+def test_robust_input_norm_uses_training_statistics_and_keeps_padding_zero() -> None:
+    import torch
+
+    from sardata.train.radar_norm import CLIP, robust_stats, standardise
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 2, 16, generator=g) * torch.tensor([0.003, 0.05]).view(1, 2, 1) + 0.4
+    x[0, 0, 3] = 0.99  # a spurious pulse far out in the fixed scale
+    valid = torch.ones(6, 16, dtype=torch.bool)
+    valid[:, 12:] = False
+    med, scale = robust_stats(x, valid)
+    out = standardise({"x": x, "valid": valid}, (med, scale))["x"]
+    kept = out[:, 0][valid]
+    assert abs(float(kept.median())) < 0.2 and 0.6 < float(kept.abs().median() * 1.4826) < 1.5  # unit scale
+    assert float(out[0, 0, 3]) == CLIP and torch.all(out[:, :, 12:] == 0)
+    assert standardise({"x": x, "valid": valid}, None)["x"] is x

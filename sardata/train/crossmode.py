@@ -20,6 +20,10 @@ Decisions where the spec is silent:
   load), never the model inputs, so a change of input view cannot move them.
 * Dropout (LoRA dropout) draws from the global RNG, so each run executes inside a forked, seeded RNG context:
   runs are reproducible and the caller's RNG state is untouched.
+* ``input_norm="robust"`` standardises every input with the median/MAD of the source mode's training set
+  (:mod:`sardata.train.radar_norm`; the test side of a transfer uses the *source* statistics). Pretrained
+  encoders saw the spec's fixed ranges during pretraining, so for them this is a shift of input scale that only
+  the head and LoRA adapt to; the default stays ``"fixed"``.
 * Pretrained encoders load non-strictly; only ``head.*`` may be missing. RadarPos's pretraining-only entries
   (``mask_pos_token``, ``decoder.*``, ``projector.*``) are stripped before loading (``encoder_state``), other
   pretext heads (MAE-1D's ``mask_token`` / ``decoder_pred``) are ignored as unexpected keys: the classifier never
@@ -50,6 +54,7 @@ from sardata.train.crossmode_table import (
     write_crossmode_summary,
 )
 from sardata.train.metrics import aggregate, scores
+from sardata.train.radar_norm import INPUT_NORMS, robust_stats, standardise
 from sardata.train.schedule import warmup_step_decay
 
 
@@ -100,6 +105,7 @@ class CrossModeConfig:
     balanced_beta: float = 0.999  # β of the effective-number weights of balanced
     allow_degenerate: bool = False  # run even when the RF-only reference solves the set
     degenerate_above: float = DEGENERATE_ABOVE  # % mean transfer accuracy of the RF-only rule (spec: 65)
+    input_norm: str = "fixed"  # fixed (spec ranges) | robust (source train set's median/MAD: train.radar_norm)
 
     def __post_init__(self) -> None:
         if self.kind != "crossmode":
@@ -108,6 +114,8 @@ class CrossModeConfig:
             raise ConfigError("a crossmode recipe needs at least one arm and two modes")
         if self.loss not in LOSSES:
             raise ConfigError(f"loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        if self.input_norm not in INPUT_NORMS:
+            raise ConfigError(f"input_norm {self.input_norm!r}; choose one of {', '.join(INPUT_NORMS)}")
         if len({a.name for a in self.arms}) != len(self.arms):
             raise ConfigError(f"arm names must be unique: {[a.name for a in self.arms]}")
 
@@ -190,8 +198,10 @@ def build_arm_model(arm: Arm, n_classes: int, cfg: CrossModeConfig, seed: int, o
 
 
 def train_arm(arm: Arm, spec: tuple[dict[str, Any], Any], samples: list[dict], view: Any, n_classes: int,
-              cfg: CrossModeConfig, seed: int, device: torch.device) -> tuple[torch.nn.Module, int]:  # fmt: skip
-    """Fine-tune one arm on one source mode; returns the model and its trainable parameter count."""
+              cfg: CrossModeConfig, seed: int, device: torch.device,
+              stats: Any = None) -> tuple[torch.nn.Module, int]:  # fmt: skip
+    """Fine-tune one arm on one source mode (inputs standardised with ``stats`` when given); returns the model
+    and its trainable parameter count."""
     from sardata.models.layers.lora import trainable_parameter_count
 
     model = build_arm_model(arm, n_classes, cfg, seed, *spec).to(device)
@@ -205,7 +215,7 @@ def train_arm(arm: Arm, spec: tuple[dict[str, Any], Any], samples: list[dict], v
     for epoch in range(cfg.epochs):
         for group in opt.param_groups:
             group["lr"] = warmup_step_decay(epoch, lr, cfg.warmup_epochs, tuple(cfg.milestones), cfg.gamma)
-        batch = _tensors(samples, view, epoch, seed)
+        batch = standardise(_tensors(samples, view, epoch, seed), stats)
         perm = torch.randperm(len(samples), generator=gen)
         for i in range(0, len(perm), cfg.batch_size):
             idx = perm[i : i + cfg.batch_size]
@@ -266,17 +276,18 @@ def run_crossmode(cfg: CrossModeConfig, out: str | Path, progress: Any = None) -
     refs, verdict = references(cfg, out, raw, n_classes)
     rows: list[dict[str, Any]] = []
     specs = {id(arm): arm_spec(arm) for arm in cfg.arms}
+    stats = {m: robust_stats(fit[m]["x"], fit[m]["valid"]) if cfg.input_norm == "robust" else None for m in cfg.modes}
     runs = [(a, s, m) for a in cfg.arms for s in cfg.seeds for m in cfg.modes]
     with open(out / "results.jsonl", "w", encoding="utf-8") as fh:
         for i, (arm, seed, src) in enumerate(runs):
             with seeded(seed, 5, cfg.modes.index(src)):
-                model, trainable = train_arm(arm, specs[id(arm)], *train[src], n_classes, cfg, seed, device)
-            fitted = _evaluate(model, fit[src], n_classes, cfg, device)["accuracy"]  # does the arm fit its set?
+                model, trainable = train_arm(arm, specs[id(arm)], *train[src], n_classes, cfg, seed, device, stats[src])
+            fitted = _evaluate(model, standardise(fit[src], stats[src]), n_classes, cfg, device)["accuracy"]
             for dst in cfg.modes:
                 row = {"arm": arm.name, "src": src, "dst": dst, "transfer": src != dst, "seed": seed,
                        "finetune": arm.finetune, "loss": cfg.arm_loss(arm), "trainable_params": trainable,
                        "n_train": len(train[src][0]), "n_test": len(test[dst]["label"]), "train_accuracy": fitted,
-                       **_evaluate(model, test[dst], n_classes, cfg, device)}  # fmt: skip
+                       **_evaluate(model, standardise(test[dst], stats[src]), n_classes, cfg, device)}  # fmt: skip
                 rows.append(row)
                 fh.write(json.dumps(row, sort_keys=True) + "\n")
             fh.flush()
