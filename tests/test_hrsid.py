@@ -161,6 +161,7 @@ def test_hostile_annotations_become_rejected_rows(copy: Path, tmp_path: Path) ->
     _add(copy, "zero_size", [{"bbox": [10, 10, 0, 8]}])
     _add(copy, "unknown_cat", [{"bbox": [1, 1, 5, 5], "category_id": 7}])
     _add(copy, "non_numeric", [{"bbox": [1, "x", 5, 5]}])
+    _add(copy, "huge_int", [{"bbox": [1, 1, 10**400, 5]}])  # an integer no float holds
     _add(copy, "far_polygon", [{"bbox": [1, 1, 5, 5], "segmentation": [[1, 1, 5, 1, 5, 1e9]]}])
     _add(copy, "short_polygon", [{"bbox": [1, 1, 5, 5], "segmentation": [[1, 1, 5, 1]]}])
     _add(copy, "rle_wrong_size", [{"bbox": [1, 1, 5, 5], "segmentation": {"size": [100000, 100000], "counts": [1]}}])
@@ -173,6 +174,7 @@ def test_hostile_annotations_become_rejected_rows(copy: Path, tmp_path: Path) ->
     (copy / "images" / "never_written.png").unlink()
     doc = json.loads((copy / "annotations" / "train2017.json").read_text())
     doc["annotations"].append({"id": 9, "image_id": 424242, "category_id": 1, "bbox": [1, 1, 2, 2]})
+    doc["annotations"].append({"id": 10, "image_id": [1], "category_id": 1, "bbox": [1, 1, 2, 2]})  # unhashable id
     doc["images"].append({"id": 1, "file_name": "dup.png"})  # id 1 is P0001_0_800_0_800
     (copy / "annotations" / "train2017.json").write_text(json.dumps(doc))
     (copy / "images" / "unlisted.png").write_bytes(_png())
@@ -180,7 +182,7 @@ def test_hostile_annotations_become_rejected_rows(copy: Path, tmp_path: Path) ->
     result = ingest("hrsid", copy, tmp_path / "out", workers=2)
     samples, sources = _rows(tmp_path / "out")
     for name, reason in {"out_of_image": "bad_annotation", "negative": "bad_annotation", "zero_size": "bad_annotation",
-                         "unknown_cat": "unknown_class", "non_numeric": "bad_annotation",
+                         "unknown_cat": "unknown_class", "non_numeric": "bad_annotation", "huge_int": "bad_annotation",
                          "far_polygon": "bad_annotation", "short_polygon": "bad_annotation",
                          "rle_wrong_size": "bad_annotation", "rle_short_runs": "bad_annotation",
                          "huge_declared": "size_mismatch", "unlisted": "missing_annotation"}.items():  # fmt: skip
@@ -193,12 +195,12 @@ def test_hostile_annotations_become_rejected_rows(copy: Path, tmp_path: Path) ->
     assert "RLE size 100000x100000" in detail["rle_wrong_size"]
     members = {k[1]: (v["status"], v["reason"]) for k, v in sources.items() if k[0] == "annotations/train2017.json"}
     bad = {m: s for m, s in members.items() if m is not None}
-    assert sorted(s for s in bad.values()) == sorted([("rejected", "unsafe_path")] * 3 + [
-        ("rejected", "missing_image"), ("rejected", "orphan_annotation"), ("rejected", "duplicate_id")])  # fmt: skip
+    assert sorted(s for s in bad.values()) == sorted([("rejected", "unsafe_path")] * 3 + [("rejected", "missing_image"),
+        ("rejected", "orphan_annotation"), ("rejected", "orphan_annotation"), ("rejected", "duplicate_id")])  # fmt: skip
     assert members[None] == ("ok", None)  # the JSON itself is read; its bad entries are the rejected rows
     assert all("outside" not in r["src_path"] for r in samples.values())
     assert set(samples) == {f"images/{t}.png" for t in GEN.TILES}  # the good tiles are untouched
-    assert result.files["ok"] == 5 and result.members == {"rejected": 6}
+    assert result.files["ok"] == 5 and result.members == {"rejected": 7}
 
 
 def test_broken_json_files_and_split_conflicts(copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -134,6 +134,7 @@ def test_hostile_voc_annotations_are_rejected_rows(tmp_path: Path) -> None:
     _add(root, "100003", _xml(_obj(box=(500, 500, 520, 530))))  # outside the 160x120 image
     _add(root, "100004", _xml(_obj(segm="<segm><point>a,b</point><point>1,2</point><point>3,4</point></segm>")))
     _add(root, "100005", _xml(_obj(box=("x", 1, 9, 9))))
+    _add(root, "100009", _xml(_obj(segm="<segm><point>1,2,3</point><point>4</point><point>3,4</point></segm>")))
     _add(root, "100006", _xml(_obj(segm="<segm><point>1,1</point><point>1e12,5</point><point>3,9</point></segm>")))
     _add(root, "100007", "<annotation><object>")  # truncated XML
     _add(root, "100008", None)  # image without XML
@@ -149,9 +150,10 @@ def test_hostile_voc_annotations_are_rejected_rows(tmp_path: Path) -> None:
         "100003": ("rejected", "bad_annotation"), "100004": ("rejected", "bad_annotation"),
         "100005": ("rejected", "bad_annotation"), "100006": ("rejected", "bad_annotation"),
         "100007": ("rejected", "bad_annotation"), "100008": ("rejected", "missing_annotation"),
+        "100009": ("rejected", "bad_annotation"),
         "100012.xml": ("rejected", "annotation_without_image"), "100013": ("ok", None),
         "000001": ("skipped", "duplicate_copy"),
-        **{f"1000{n:02d}.xml": ("skipped", "companion") for n in (1, 2, 3, 4, 5, 6, 7, 13)},
+        **{f"1000{n:02d}.xml": ("skipped", "companion") for n in (1, 2, 3, 4, 5, 6, 7, 9, 13)},
     }  # fmt: skip
     detail = {Path(k).stem: v["detail"] for k, v in sources.items() if k.endswith(".jpg") and v["detail"]}
     assert "zero or negative width/height" in detail["100001"] and "'boat'" in detail["100002"]

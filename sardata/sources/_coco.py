@@ -178,7 +178,7 @@ def _add_json(index: CocoIndex, listing: _Listing, rel: str, doc: dict[str, Any]
                                         "folders above this JSON in the input listing")  # fmt: skip
         if problem is not None:
             problems.append(MemberStatus(f"images[{i}]", "rejected", *problem))
-            rejected_ids.add(entry.get("id") if isinstance(entry, dict) else None)
+            rejected_ids.add(_int(entry.get("id")) if isinstance(entry, dict) else None)
             continue
         image_rel, paired_by = found
         if role == "tag":
@@ -197,24 +197,32 @@ def _add_json(index: CocoIndex, listing: _Listing, rel: str, doc: dict[str, Any]
         problems.append(MemberStatus("annotations", "rejected", "bad_annotation", "annotations is not a list"))
         return
     for j, ann in enumerate(annotations):
-        image = by_id.get(ann.get("image_id")) if isinstance(ann, dict) else None
+        image_id = _int(ann.get("image_id")) if isinstance(ann, dict) else None
+        image = by_id.get(image_id) if image_id is not None else None
         if image is not None:
             image.annotations.append(ann)
-        elif not isinstance(ann, dict) or ann.get("image_id") not in rejected_ids:
-            what = ann.get("image_id") if isinstance(ann, dict) else type(ann).__name__
+        elif image_id is None or image_id not in rejected_ids:
+            what = str(ann.get("image_id"))[:40] if isinstance(ann, dict) else type(ann).__name__
             problems.append(MemberStatus(f"annotations[{j}]", "rejected", "orphan_annotation",
-                                         f"image_id {what!r} is not among this file's images"))  # fmt: skip
+                                         f"image_id {what} is not among this file's images"))  # fmt: skip
+
+
+def _int(value: Any) -> int | None:
+    """``value`` when it is an integer (not a bool), else None: ids from a JSON may be anything."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _entry_problem(entry: Any, by_id: dict[int, CocoImage]) -> tuple[str, str] | None:
     """(reason, detail) when an ``images`` entry cannot be used."""
     if not isinstance(entry, dict):
         return "bad_annotation", f"image entry is a {type(entry).__name__}, not an object"
-    image_id, name = entry.get("id"), entry.get("file_name")
-    if isinstance(image_id, bool) or not isinstance(image_id, int):
-        return "bad_annotation", f"image id {image_id!r} is not an integer"
+    image_id, name = _int(entry.get("id")), entry.get("file_name")
+    if image_id is None:
+        return "bad_annotation", f"image id {str(entry.get('id'))[:40]} is not an integer"
     if image_id in by_id:
         return "duplicate_id", f"image id {image_id} is listed twice"
+    if not isinstance(name, str) or not name:
+        return "bad_annotation", f"file_name {str(name)[:40]!r} is not a non-empty string"
     try:
         check_relpath(name, "file_name")
     except ManifestSchemaError:
@@ -222,17 +230,17 @@ def _entry_problem(entry: Any, by_id: dict[int, CocoImage]) -> tuple[str, str] |
     for key in ("width", "height"):
         value = entry.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-            return "bad_annotation", f"{name!r}: {key} {value!r} is not a positive integer"
+            return "bad_annotation", f"{name!r}: {key} {str(value)[:40]} is not a positive integer"
     return None
 
 
 def _categories(raw: Any, problems: list[MemberStatus]) -> dict[int, str]:
     out: dict[int, str] = {}
     for k, cat in enumerate(raw if isinstance(raw, list) else []):
-        if isinstance(cat, dict) and isinstance(cat.get("id"), int) and isinstance(cat.get("name"), str):
+        if isinstance(cat, dict) and _int(cat.get("id")) is not None and isinstance(cat.get("name"), str):
             out[cat["id"]] = cat["name"]
         else:
-            problems.append(MemberStatus(f"categories[{k}]", "rejected", "bad_annotation", f"category {cat!r}"))
+            problems.append(MemberStatus(f"categories[{k}]", "rejected", "bad_annotation", f"category {str(cat)[:80]}"))
     return out
 
 
@@ -246,7 +254,7 @@ def coco_instances(record: CocoImage, classes: tuple[str, ...]) -> tuple[list[In
     for j, ann in enumerate(record.annotations):
         ref = f"{record.json_rel} annotation {ann.get('id', f'#{j}')}"
         cat = ann.get("category_id")
-        name = record.categories.get(cat) if isinstance(cat, int) and not isinstance(cat, bool) else None
+        name = record.categories.get(cat) if _int(cat) is not None else None
         if name is None:
             raise RejectFile("unknown_class", f"{ref}: category_id {cat!r} is not among the file's categories")
         if name.strip().lower() not in classes:

@@ -57,8 +57,12 @@ class Instance:
 
 def number(value: Any, what: str) -> float:
     """A finite JSON/XML number (``bool`` and numeric strings refused), else ``bad_annotation``."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise RejectFile("bad_annotation", f"{what}: {value!r} is not a finite number")
+    try:
+        ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        ok = False
+    if not ok:
+        raise RejectFile("bad_annotation", f"{what}: {str(value)[:40]!r} is not a finite number")
     return float(value)
 
 

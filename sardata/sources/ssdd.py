@@ -49,7 +49,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from sardata.errors import ConfigError, RejectFile, SkipFile
-from sardata.sources._base import FileUnit, MemberStatus, Sample, Source, parse_float
+from sardata.sources._base import FileUnit, MemberStatus, Sample, Source, check_budget, parse_float
 from sardata.sources._coco import IMAGE_SUFFIXES, TAGS, CocoIndex, build_index, coco_image, json_unit, list_files
 from sardata.sources._detect import Instance, detection_fields, polygon
 from sardata.sources._image import decode_image
@@ -103,9 +103,9 @@ def parse_ssdd_xml(data: bytes, ref: str) -> tuple[list[tuple[str, list[float], 
     objects = []
     for i, obj in enumerate(root.iter("object")):
         what = f"{ref} object {i}"
-        points = [p.text or "" for p in obj.findall("segm/point")]
+        points = [(p.text or "").split(",") for p in obj.findall("segm/point")]
         try:
-            flat = [float(v) for p in points for v in p.split(",")]
+            flat = [float(v) for p in points for v in (p if len(p) == 2 else ["?"])]
         except ValueError:
             raise RejectFile("bad_annotation", f"{what}: a <segm><point> is not 'x,y'") from None
         poly = polygon(flat, f"{what}: segm") if points else ()
@@ -239,6 +239,7 @@ class SSDD(Source):
 
     def _read_voc(self, unit: FileUnit, xml: str, tags: set[str]) -> Sample:
         try:
+            check_budget((os.path.getsize(self.base / xml),), 1, f"XML {xml}")
             objects, size = parse_ssdd_xml((self.base / xml).read_bytes(), xml)
         except OSError as exc:
             raise RejectFile("missing_annotation", f"{xml}: {exc.strerror}") from exc
