@@ -25,6 +25,7 @@ _LAZY: dict[str, tuple[str, ...]] = {
     "BuildConfig": ("sardata.shards.config", "sardata.shards.build"),
     "ShardDataset": ("sardata.stream.dataset",),
     "ShardIterable": ("sardata.stream.dataset",),
+    "ShardLoader": ("sardata.stream.loader",),
     "ShardCache": ("sardata.stream.cache", "sardata.stream.remote"),
     "create_model": ("sardata.models",),
     "list_models": ("sardata.models",),

@@ -117,10 +117,10 @@ def test_resume_after_kill_matches_uninterrupted(shards: Path, tmp_path: Path) -
     """A real SIGKILL mid-run, then the same command again: the losses equal an uninterrupted run's."""
     recipe = _recipe(shards, tmp_path / "r.yaml", checkpoint_every_steps=1, epochs=4)
     # the reference runs as the same command in a fresh process too (same thread count → same float sums)
-    subprocess.run([*SARDATA, "train", "pretrain", "-r", str(recipe), "-o", str(tmp_path / "ref")], cwd=ROOT,
+    subprocess.run([*SARDATA, "train", "pretrain", "-r", str(recipe), "-O", str(tmp_path / "ref")], cwd=ROOT,
                    check=True, capture_output=True)  # fmt: skip
     ref_steps = max(_losses(tmp_path / "ref"))
-    cmd = [*SARDATA, "train", "pretrain", "-r", str(recipe), "-o", str(tmp_path / "killed")]
+    cmd = [*SARDATA, "train", "pretrain", "-r", str(recipe), "-O", str(tmp_path / "killed")]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     metrics = tmp_path / "killed" / "metrics.jsonl"
     deadline = time.time() + 240
@@ -152,7 +152,7 @@ def test_ddp_two_ranks_equals_one_rank_with_accumulation(shards: Path, tmp_path:
     pretrain(load_yaml(one), tmp_path / "one")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
-                    "-m", "sardata.cli", "train", "pretrain", "-r", str(two), "-o", str(tmp_path / "two")],
+                    "-m", "sardata.cli", "train", "pretrain", "-r", str(two), "-O", str(tmp_path / "two")],
                    cwd=ROOT, check=True, capture_output=True, env=env, timeout=300)  # fmt: skip
     a = load_checkpoint(tmp_path / "one" / "checkpoints" / "last.pt")["model"]
     b = load_checkpoint(tmp_path / "two" / "checkpoints" / "last.pt")["model"]
@@ -258,7 +258,7 @@ def test_cli_overrides_and_recipes_load(shards: Path, tmp_path: Path) -> None:
         if "pretrain" in recipe.name or "fewshot" in recipe.name:
             load_yaml(recipe)  # every training recipe validates
     recipe = _recipe(shards, tmp_path / "r.yaml")
-    out = subprocess.run([*SARDATA, "train", "pretrain", "-r", str(recipe), "-o", str(tmp_path / "cli"),
+    out = subprocess.run([*SARDATA, "train", "pretrain", "-r", str(recipe), "-O", str(tmp_path / "cli"),
                           "-s", "stop_at_step=1", "-s", "model_overrides.depth=1"],
                          cwd=ROOT, capture_output=True, text=True)  # fmt: skip
     assert out.returncode == 0, out.stderr

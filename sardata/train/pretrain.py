@@ -321,7 +321,7 @@ def _setup(cfg: PretrainConfig, dist: Dist, out: Path, sha: str) -> _Run:
     ds = ShardIterable(cfg.data, cfg.global_batch, split=cfg.split, view=cfg.view, seed=cfg.seed,
                        world_size=dist.world_size, rank=dist.rank, num_workers=cfg.num_workers,
                        transform=transform, weights=cfg.weights, epoch_size=cfg.epoch_size,
-                       fields=getattr(transform, "fields", None))  # fmt: skip
+                       fields=getattr(transform, "fields", None), keys="torchgeo")  # fmt: skip
     radii = check_gr_radii(model, ds.indexes, cfg.gr_mode)
     return _Run(cfg, dist, out, sha, model, opt, ds, radii, spe=len(ds))
 
