@@ -214,8 +214,9 @@ def test_200k_frames_bounded_rss(tmp_path: Path) -> None:
 
 
 def test_sample_rows_spool_to_parquet_in_blocks(tmp_path: Path, monkeypatch) -> None:
-    """Rows leave memory every ROW_BLOCK samples (several row groups in the unit) and the ingest tables are the
-    same; a unit of the older layout (rows inside part.json) is still resumed and merged to the same tables."""
+    """Rows leave memory every ROW_BLOCK samples (several row groups in the pack) and the ingest tables are the
+    same; a store of the older layout (one .npz per input) is not trusted: a rerun redoes its inputs and removes
+    its files."""
     import shutil
     import zipfile
 
@@ -228,21 +229,14 @@ def test_sample_rows_spool_to_parquet_in_blocks(tmp_path: Path, monkeypatch) -> 
     ingest("radchar", TINY.parent, tmp_path / "small", options={"pdw": "false"})
     ref, small = load_ingest(tmp_path / "ref")[0], load_ingest(tmp_path / "small")[0]
     assert small.num_rows > 3 and small.equals(ref)
-    units = list((tmp_path / "small" / "units").rglob("*.npz"))
-    groups = {u: pq.ParquetFile(zipfile.ZipFile(u).open(store.ROWS_MEMBER)).num_row_groups for u in units}
+    packs = [store.pack_path(tmp_path / "small", p) for p in store.list_packs(tmp_path / "small")]
+    groups = {u: pq.ParquetFile(zipfile.ZipFile(u).open(store.ROWS_MEMBER)).num_row_groups for u in packs}
     assert max(groups.values()) >= 2, groups
-    # rewrite one unit the way older versions stored it: rows in part.json, no samples.parquet
-    unit = max(groups, key=groups.get)
-    with zipfile.ZipFile(unit) as zf:
-        part = json.loads(zf.read("part.json"))
-        rows = pq.read_table(zf.open(store.ROWS_MEMBER)).to_pylist()
-        members = {i.filename: zf.read(i) for i in zf.infolist() if i.filename.endswith(".npy")}
     shutil.copytree(tmp_path / "small", tmp_path / "old")
-    old_unit = tmp_path / "old" / unit.relative_to(tmp_path / "small")
-    with zipfile.ZipFile(old_unit, "w") as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-        zf.writestr("part.json", json.dumps(part | {"samples": rows}))
-    (tmp_path / "old" / "dataset.json").unlink()  # an interrupted run: merge again from the units
+    shutil.rmtree(tmp_path / "old" / "units")
+    legacy = tmp_path / "old" / store.unit_file("ab" * 16)
+    legacy.parent.mkdir(parents=True)
+    legacy.write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip where the older layout kept a unit
+    (tmp_path / "old" / "dataset.json").unlink()  # an interrupted run
     r = ingest("radchar", TINY.parent, tmp_path / "old", options={"pdw": "false"})
-    assert r.resumed_units >= 1 and load_ingest(tmp_path / "old")[0].equals(ref)
+    assert r.resumed_units == 0 and load_ingest(tmp_path / "old")[0].equals(ref) and not legacy.exists()

@@ -128,7 +128,7 @@ def test_temp_deleted_by_a_concurrent_cleanup_leaves_the_file_pending(demo: Path
     task = _task(demo, _first_jpeg(demo))
     with pytest.raises(IngestEnvironmentError, match=r"stopped, not rejected.*writing the output failed"):
         process_unit(CleanedUnderneath(demo), out, "fp", task)
-    assert not list(out.rglob("*.npz")) and not list(out.rglob(".tmp-*"))  # nothing committed: still pending
+    assert not list(out.rglob("*.zip")) and not list(out.rglob(".tmp-*"))  # nothing committed: still pending
     row = process_unit(base(demo), out, "fp", task)
     assert row["status"] == "ok" and not row["resumed"]
 
@@ -140,17 +140,15 @@ def test_input_vanished_after_listing_is_pending_not_rejected(demo: Path, tmp_pa
     os.unlink(task.path)
     with pytest.raises(IngestEnvironmentError, match="vanished"):
         process_unit(get_source("mstar")(root), tmp_path / "out", "fp", task)
-    assert not list((tmp_path / "out").rglob("*.npz"))
+    assert not list((tmp_path / "out").rglob("*.zip"))
 
 
 def test_unwritable_output_is_an_environment_error(demo: Path, tmp_path: Path) -> None:
-    """A file where the unit's folder must go: ENOTDIR/EEXIST on our own output, never the input's fault."""
+    """A file where the store's folder must go: ENOTDIR/EEXIST on our own output, never the input's fault."""
     out = tmp_path / "out"
     task = _task(demo, _first_jpeg(demo))
-    from sardata.store import unit_file, unit_id
-
-    (out / unit_file(unit_id(task.rel))).parent.parent.mkdir(parents=True)
-    (out / unit_file(unit_id(task.rel))).parent.write_text("not a folder")
+    out.mkdir()
+    (out / "units").write_text("not a folder")
     with pytest.raises(IngestEnvironmentError, match=task.rel.replace("/", ".")):
         process_unit(get_source("mstar")(demo), out, "fp", task)
 

@@ -14,6 +14,17 @@ import pytest
 from conftest import FIXTURES, shared
 
 from sardata.ingest import ingest
+from sardata.store import list_packs, pack_path, read_pack_sources
+
+
+def committed_inputs(out: Path) -> list[str]:
+    """The input files recorded in the committed packs of ``out`` (one entry per record)."""
+    rels = []
+    for pack in list_packs(out):
+        got = read_pack_sources(out, pack)
+        if got is not None:
+            rels += [r["src_path"] for r in got[1].to_pylist() if r["src_member"] is None]
+    return sorted(rels)
 
 
 def assert_same_manifest(a: Path, b: Path) -> None:
@@ -23,8 +34,7 @@ def assert_same_manifest(a: Path, b: Path) -> None:
     card_a.pop("created_at"), card_b.pop("created_at")
     assert card_a == card_b
     assert not [p for p in b.rglob(".tmp-*")]
-    n_store = len(list((b / "units").rglob("*.npz")))
-    assert n_store == len(list((a / "units").rglob("*.npz")))
+    assert committed_inputs(b) == committed_inputs(a)  # each input once: no duplicate, no stale copy kept
 
 
 def test_damaged_run_resumes_identically(tmp_path: Path) -> None:
@@ -32,15 +42,16 @@ def test_damaged_run_resumes_identically(tmp_path: Path) -> None:
     ingest("mstar", root, tmp_path / "a")
     b = tmp_path / "b"
     ingest("mstar", root, b)
-    parts = sorted((b / "units").rglob("*.npz"))
+    parts = [pack_path(b, p) for p in list_packs(b)]
+    assert len(parts) >= 3
     for p in parts[::2]:
-        p.unlink()  # units never finished
-    parts[1].write_text('{"truncated": ')  # a torn part is redone
+        p.unlink()  # packs never finished
+    parts[1].write_text('{"truncated": ')  # a torn pack is redone
     (b / "dataset.json").unlink()
     (b / "samples.parquet").unlink()
-    (parts[1].parent / ".tmp-999-leftover.json").write_text("x")  # temp of a killed writer
+    (parts[1].parent / ".tmp-999-leftover.zip").write_text("x")  # temp of a killed writer
     result = ingest("mstar", root, b)
-    assert 0 < result.resumed_units < len(parts)
+    assert 0 < result.resumed_units < sum(result.files.values())
     assert_same_manifest(tmp_path / "a", b)
 
 
@@ -58,12 +69,12 @@ def test_changed_input_file_is_redone(tmp_path: Path) -> None:
 
 @pytest.mark.real_data
 @pytest.mark.slow
-def _committed_units(out: Path) -> list[Path]:
-    """Unit files renamed into place: a worker's in-flight temp (``.tmp-…``) is not a unit yet."""
-    from sardata.atomic import TMP_PREFIX
-
-    units = out / "units"
-    return [p for p in units.rglob("*.npz") if not p.name.startswith(TMP_PREFIX)] if units.exists() else []
+def _committed_units(out: Path) -> list[str]:
+    """Inputs of the packs renamed into place: a worker's in-flight temp (``.tmp-…``) is not a pack yet."""
+    try:
+        return committed_inputs(out)
+    except OSError:  # a pack replaced while it was read
+        return []
 
 
 def test_kill_9_during_ingest_then_rerun(tmp_path: Path) -> None:
@@ -132,7 +143,7 @@ def test_damaged_row_table_in_a_unit_is_redone_on_rerun(tmp_path: Path) -> None:
     ref = ingest("mstar", tmp_path / "data" / "jpeg", tmp_path / "ref")
     out = tmp_path / "out"
     shutil.copytree(tmp_path / "ref", out)
-    unit = sorted(out.glob("units/*/*.npz"))[0]
+    unit = pack_path(out, list_packs(out)[0])
     with zipfile.ZipFile(unit) as zf:
         info = zf.getinfo("samples.parquet")
     with open(unit, "r+b") as fh:  # flip bytes inside the member's data (after its local header)
@@ -148,11 +159,11 @@ def test_damaged_row_table_in_a_unit_is_redone_on_rerun(tmp_path: Path) -> None:
     assert r.samples == ref.samples and load_ingest(out)[0].equals(load_ingest(tmp_path / "ref")[0])
 
 
-def test_unit_writer_cleans_up_even_when_closing_the_spool_fails(tmp_path: Path, monkeypatch) -> None:
+def test_pack_writer_cleans_up_even_when_closing_the_spool_fails(tmp_path: Path, monkeypatch) -> None:
     import pyarrow.parquet as pq
 
     import sardata.store as store
-    from sardata.manifest.schema import SAMPLES
+    from sardata.manifest.schema import SAMPLES, SOURCES
 
     monkeypatch.setattr(store, "ROW_BLOCK", 2)
     close = pq.ParquetWriter.close
@@ -171,8 +182,10 @@ def test_unit_writer_cleans_up_even_when_closing_the_spool_fails(tmp_path: Path,
         "src_sha256": "x",
         "modality": "sar",
     }
-    with pytest.raises(RuntimeError, match="adapter died"), store.UnitWriter(tmp_path, "ab" * 16, SAMPLES) as w:
+    with pytest.raises(RuntimeError, match="adapter died"), store.PackWriter(tmp_path, "fp", SAMPLES, SOURCES) as w:
+        w.begin_input()
         for _ in range(3):
+            w.add_arrays([b"x" * 10])
             w.add_row(row)
         raise RuntimeError("adapter died")
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []

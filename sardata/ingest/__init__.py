@@ -1,9 +1,11 @@
 """Ingest: source files → sample store + ``samples.parquet`` / ``sources.parquet`` + ``dataset.json``.
 
-Work unit = one input file (``data-contract.md`` §4). A worker reads the file once, hashes it, decodes it with
-the source adapter and writes one unit file (``units/…npz``: the arrays plus the unit's rows, see
-:mod:`sardata.store`) via temp + rename. A rerun after a crash or ``kill -9`` skips units whose file records the
-same input sha256, adapter version and options, redoes the rest, and the final merge builds identical tables.
+Work unit = one input file (``data-contract.md`` §4): it is read once, hashed, decoded by the source adapter and
+accounted for once. Inputs are committed in batches: a worker takes a chunk of consecutive inputs and writes
+them into packs of the sample store (``units/<id>.zip``: arrays plus rows, see :mod:`sardata.store`), each via
+temp + rename. A rerun after a crash or ``kill -9`` resumes every input whose record in a committed pack has the
+same input sha256, adapter version and options, redoes the rest (at most the packs in flight), and the final merge
+builds identical tables.
 
 Every visited file ends in ``sources.parquet`` exactly once as ``ok``, ``rejected`` (with ``reason``,
 ``detail``, ``error_type``) or ``skipped``. Nothing is silently dropped (unlistable directories are rejected rows,
@@ -18,7 +20,7 @@ removed under that lock. ``retry_rejected`` redoes committed rejections; ``overw
 
 from sardata.ingest.driver import LOCK_NAME, IngestResult, ingest
 from sardata.ingest.tables import load_ingest, merge_units
-from sardata.ingest.unit import READ_ONCE_BYTES, UnitTask, process_unit
+from sardata.ingest.unit import READ_ONCE_BYTES, UnitTask, process_chunk, process_unit
 
 __all__ = [
     "LOCK_NAME",
@@ -28,5 +30,6 @@ __all__ = [
     "ingest",
     "load_ingest",
     "merge_units",
+    "process_chunk",
     "process_unit",
 ]

@@ -1,8 +1,11 @@
-"""One ingest unit (one input file): read and hash it once, decode it with the adapter, commit its unit file.
+"""One ingest chunk: consecutive input files, each read and hashed once, decoded by the adapter and committed
+into packs of the sample store (:mod:`sardata.store`).
 
 The per-item work of :mod:`sardata.ingest`, run by an engine (:mod:`sardata.engines`) in each worker after
 :func:`init_worker`; what the rows mean and which failures are the file's fault is described there and in
-:mod:`sardata.faults`.
+:mod:`sardata.faults`. An input is the unit of accounting (its ``sources`` row, its rejection, its resume); a pack
+is the unit of commit: a pack closes after :data:`PACK_INPUTS` inputs or :data:`PACK_BYTES` of arrays, and an
+input whose record in a committed pack matches its sha256 is resumed without being decoded again.
 """
 
 from __future__ import annotations
@@ -22,57 +25,114 @@ from sardata.config import canonical_json
 from sardata.errors import RejectFile, SkipFile
 from sardata.faults import OutputFailure, environment_error, environment_problem
 from sardata.manifest.keys import make_key
-from sardata.manifest.schema import SAMPLES
+from sardata.manifest.schema import SAMPLES, SOURCES
 from sardata.shards.codecs import check_array, encode_npy
 from sardata.sources import FileUnit, MemberStatus, Sample, Source, get_source
-from sardata.store import UnitWriter, read_part, unit_file, unit_id
+from sardata.store import PackWriter, unit_file, unit_id
 
 _COLUMNS = set(SAMPLES.names)
+PACK_INPUTS = 256  # inputs per pack at most (the driver's chunks are never longer)
+PACK_BYTES = 64 << 20  # a pack is committed once its arrays reach this size
 
 
 @dataclass(frozen=True)
 class UnitTask:
-    """One input file to ingest, as listed on the driver (``problem``: listing error; ``skip``: adapter's reason)."""
+    """One input file to ingest, as listed on the driver (``problem``: listing error; ``skip``: adapter's reason;
+    ``done``: its records in committed packs, ``(sha256, status, pack)``)."""
 
     rel: str
     path: str
     size: int
     problem: tuple[str, str] | None
     skip: str | None
-    retry_rejected: bool = False  # redo a unit committed as rejected instead of resuming it
+    retry_rejected: bool = False  # redo an input committed as rejected instead of resuming it
+    done: tuple[tuple[str | None, str, str], ...] = ()
 
 
 _WORKER: dict[str, Any] = {}  # this process's source, output and fingerprint, set by init_worker
 
 
 def init_worker(source_id: str, root: str, options: Any, out: str, fingerprint: str) -> None:
-    """Set up a worker process once: the adapter is built here, not pickled per unit."""
+    """Set up a worker process once: the adapter is built here, not pickled per chunk."""
     cls = get_source(source_id)
     _WORKER.update(source=cls(root, options), out=Path(out), fingerprint=fingerprint)
 
 
-def run_unit(task: UnitTask) -> dict[str, Any]:
-    """:func:`process_unit` with this worker's state (the per-item function handed to the engine)."""
-    return process_unit(_WORKER["source"], _WORKER["out"], _WORKER["fingerprint"], task)
+def run_chunk(tasks: list[UnitTask]) -> list[dict[str, Any]]:
+    """:func:`process_chunk` with this worker's state (the per-item function handed to the engine)."""
+    return process_chunk(_WORKER["source"], _WORKER["out"], _WORKER["fingerprint"], tasks)
 
 
 def process_unit(source: Source, out: Path, fingerprint: str, task: UnitTask) -> dict[str, Any]:
-    """Process one file (or recognise it as done) and return its ``sources`` row plus ``resumed``."""
-    uid = unit_id(task.rel)
-    data, sha = _read_and_hash(task, source.reads_whole_file) if task.problem is None else (None, None)
-    done = read_part(out, uid)
-    if (
-        done is not None
-        and done["fingerprint"] == fingerprint
-        and done["source_row"]["sha256"] == sha
-        and not (task.retry_rejected and done["source_row"]["status"] == "rejected")
-    ):
-        return {**done["source_row"], "member_rows": done.get("member_rows", []), "resumed": True}
+    """One input on its own (a chunk of one): its record, see :func:`process_chunk`."""
+    return process_chunk(source, out, fingerprint, [task])[0]
+
+
+def process_chunk(source: Source, out: Path, fingerprint: str, tasks: list[UnitTask]) -> list[dict[str, Any]]:
+    """Process consecutive inputs (or recognise them as done); return one record per input: ``src_path``,
+    ``status``, ``reason``, ``detail``, ``resumed`` and the ``pack`` that holds it."""
+    records: list[dict[str, Any]] = []
+    pending: list[dict[str, Any]] = []  # records of the open pack's inputs
+    writer: PackWriter | None = None
+    try:
+        for task in tasks:
+            data, sha = _read_and_hash(task, source.reads_whole_file) if task.problem is None else (None, None)
+            hit = _committed(task, sha)
+            if hit is not None:
+                records.append({"src_path": task.rel, "status": hit[0], "reason": None, "detail": None,
+                                "resumed": True, "pack": hit[1]})  # fmt: skip
+                continue
+            if writer is None:
+                writer = _open_pack(out, fingerprint, task)
+            pending.append(_process(source, out, task, sha, data, writer))
+            records.append(pending[-1])
+            if writer.nbytes >= PACK_BYTES or writer.n_inputs >= PACK_INPUTS:
+                _commit(writer, pending)
+                writer, pending = None, []
+        if writer is not None:
+            _commit(writer, pending)
+    except BaseException as exc:
+        if writer is not None:
+            writer.__exit__(type(exc), exc, exc.__traceback__)
+        raise
+    return records
+
+
+def _committed(task: UnitTask, sha: str | None) -> tuple[str, str] | None:
+    """(status, pack) of a committed record of this input with the same content, unless it is to be redone."""
+    for done_sha, status, pack in task.done:
+        if done_sha == sha and not (task.retry_rejected and status == "rejected"):
+            return status, pack
+    return None
+
+
+def _open_pack(out: Path, fingerprint: str, task: UnitTask) -> PackWriter:
+    try:
+        return PackWriter(out, fingerprint, SAMPLES, SOURCES)
+    except OSError as exc:
+        raise environment_error(task.rel, task.path, f"writing the output failed: {exc}") from exc
+
+
+def _commit(writer: PackWriter, pending: list[dict[str, Any]]) -> None:
+    try:
+        pack = writer.commit()
+    except OSError as exc:
+        first = pending[0]
+        raise environment_error(first["src_path"], first["src_path"], f"writing the output failed: {exc}") from exc
+    for record in pending:
+        record["pack"] = pack
+
+
+def _process(
+    source: Source, out: Path, task: UnitTask, sha: str | None, data: bytes | None, writer: PackWriter
+) -> dict[str, Any]:
+    """Decode one input into the open pack (or record why not) and add its ``sources`` rows to the pack."""
     row: dict[str, Any] = {
         "source": source.id, "src_path": task.rel, "src_member": None, "bytes": task.size, "sha256": sha,
         "adapter": source.id, "adapter_version": source.version, "status": "ok", "reason": None,
         "detail": None, "error_type": None, "n_samples": 0,
     }  # fmt: skip
+    member_rows: list[dict[str, Any]] = []
     if task.problem is not None:
         row.update(status="rejected", reason=task.problem[0], detail=task.problem[1], error_type="InputError")
     elif task.skip is not None:
@@ -81,14 +141,14 @@ def process_unit(source: Source, out: Path, fingerprint: str, task: UnitTask) ->
     elif task.size == 0:
         row.update(status="rejected", reason="empty_file", detail="zero-byte file", error_type="RejectFile")
     else:
+        writer.begin_input()
         try:
-            with _open_writer(out, uid) as writer:
-                row["n_samples"], member_rows = _decode_into(source, task, sha or "", data, writer, uid, row)
-                _guard(writer.commit, {"fingerprint": fingerprint, "source_row": row, "member_rows": member_rows})
-            return {**row, "member_rows": member_rows, "resumed": False}
+            row["n_samples"], member_rows = _decode_into(source, task, sha or "", data, writer, row)
         except SkipFile as exc:
+            writer.drop_input(task.rel)
             row.update(status="skipped", reason=exc.reason, detail=exc.detail or None)
         except Exception as exc:  # noqa: BLE001 - adapter failures (RejectFile too) become rejected rows, not a crash
+            writer.drop_input(task.rel)
             why = environment_problem(exc, task.path, out)
             if why is not None:  # not the file's fault: commit nothing, the file stays pending
                 raise environment_error(task.rel, task.path, why) from exc
@@ -96,16 +156,9 @@ def process_unit(source: Source, out: Path, fingerprint: str, task: UnitTask) ->
                 row.update(status="rejected", reason=exc.reason, detail=exc.detail or None, error_type="RejectFile")
             else:
                 row.update(status="rejected", reason="error", detail=f"{exc}"[:500], error_type=type(exc).__name__)
-    try:
-        with UnitWriter(out, uid, SAMPLES) as writer:  # a unit without samples still commits its row
-            writer.commit({"fingerprint": fingerprint, "source_row": row, "member_rows": []})
-    except OSError as exc:
-        raise environment_error(task.rel, task.path, f"writing the output failed: {exc}") from exc
-    return {**row, "member_rows": [], "resumed": False}
-
-
-def _open_writer(out: Path, uid: str) -> UnitWriter:
-    return _guard(UnitWriter, out, uid, SAMPLES)
+    writer.end_input(task.rel, [row, *member_rows])
+    return {"src_path": task.rel, "status": row["status"], "reason": row["reason"], "detail": row["detail"],
+            "resumed": False, "pack": None}  # fmt: skip
 
 
 def _guard(fn: Callable[..., Any], *args: Any) -> Any:
@@ -117,21 +170,21 @@ def _guard(fn: Callable[..., Any], *args: Any) -> Any:
 
 
 def _decode_into(
-    source: Source, task: UnitTask, sha: str, data: bytes | None, writer: Any, uid: str, file_row: dict[str, Any]
+    source: Source, task: UnitTask, sha: str, data: bytes | None, writer: PackWriter, file_row: dict[str, Any]
 ) -> tuple[int, list[dict[str, Any]]]:
     """Run the adapter, streaming each sample's arrays and row into ``writer``; return the sample count and the
     member rows."""
     n = 0
     ok: Counter[str] = Counter()  # samples per container member
     others: list[MemberStatus] = []
+    uid = unit_id(task.rel)
     for item in source.read(FileUnit(task.rel, task.path, task.size, data)):
         if isinstance(item, MemberStatus):
             others.append(item)
             continue
         members: dict[str, bytes] = {}
         row = _sample_row(source, task, sha, item, members, n, uid)
-        for name, blob in members.items():
-            _guard(writer.add, name, blob)
+        row["store_offset"], row["store_sizes"] = _guard(writer.add_arrays, [members[f] for f in row["fields"]])
         _guard(writer.add_row, row)
         n += 1
         if row["src_member"] is not None:
@@ -188,7 +241,7 @@ def _sample_row(
         check_array(name, arr)
         if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
             raise RejectFile("bad_values", f"{name} has NaN or Inf values")
-        members[f"{i}.{name}"] = encoded = encode_npy(arr)
+        members[name] = encoded = encode_npy(arr)
         h.update(name.encode())
         h.update(encoded)
     classes = source.class_names()
@@ -223,4 +276,13 @@ def _sample_row(
     } | {k: None for k, v in s.columns.items() if isinstance(v, float) and not np.isfinite(v)}
 
 
-__all__ = ["READ_ONCE_BYTES", "UnitTask", "init_worker", "process_unit", "run_unit"]
+__all__ = [
+    "PACK_BYTES",
+    "PACK_INPUTS",
+    "READ_ONCE_BYTES",
+    "UnitTask",
+    "init_worker",
+    "process_chunk",
+    "process_unit",
+    "run_chunk",
+]
