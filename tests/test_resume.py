@@ -14,6 +14,7 @@ import pytest
 from conftest import FIXTURES, shared
 
 from sardata.ingest import ingest
+from sardata.manifest.schema import SOURCES
 from sardata.store import list_packs, pack_path, read_pack_sources
 
 
@@ -21,7 +22,7 @@ def committed_inputs(out: Path) -> list[str]:
     """The input files recorded in the committed packs of ``out`` (one entry per record)."""
     rels = []
     for pack in list_packs(out):
-        got = read_pack_sources(out, pack)
+        got = read_pack_sources(out, pack, SOURCES)
         if got is not None:
             rels += [r["src_path"] for r in got[1].to_pylist() if r["src_member"] is None]
     return sorted(rels)
@@ -185,7 +186,7 @@ def test_pack_writer_cleans_up_even_when_closing_the_spool_fails(tmp_path: Path,
     with pytest.raises(RuntimeError, match="adapter died"), store.PackWriter(tmp_path, "fp", SAMPLES, SOURCES) as w:
         w.begin_input()
         for _ in range(3):
-            w.add_arrays([b"x" * 10])
+            w.add_arrays([(b"x" * 10,)])
             w.add_row(row)
         raise RuntimeError("adapter died")
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []

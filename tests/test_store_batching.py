@@ -14,6 +14,7 @@ import pytest
 
 from sardata.ingest import ingest, load_ingest
 from sardata.ingest.driver import MIN_CHUNKS
+from sardata.manifest.schema import SAMPLES, SOURCES
 from sardata.sim.sar_targets import write_demo_dataset
 from sardata.store import INDEX, list_packs, load_arrays, pack_path, read_pack_rows, read_pack_sources
 
@@ -48,7 +49,7 @@ def test_footprint_and_identical_store_for_any_worker_count(chips: Path, tmp_pat
     arrays = sum(
         sum(s)
         for p in list_packs(tmp_path / "one")
-        for s in read_pack_rows(tmp_path / "one", p)["store_sizes"].to_pylist()
+        for s in read_pack_rows(tmp_path / "one", p, SAMPLES)["store_sizes"].to_pylist()
     )
     assert sum(len(v) for v in store_one.values()) <= 1.1 * arrays
 
@@ -61,7 +62,7 @@ def test_resume_at_pack_granularity(chips: Path, tmp_path: Path) -> None:
     ingest("mstar", chips, out)
     packs = list_packs(out)
     lost = packs[1::3]
-    n_lost = sum(read_pack_sources(out, p)[1].num_rows for p in lost)
+    n_lost = sum(read_pack_sources(out, p, SOURCES)[1].num_rows for p in lost)
     for p in lost:
         pack_path(out, p).rename(pack_path(out, p).with_name(f".tmp-999-{p}.zip"))  # as a kill -9 leaves it
     (out / "dataset.json").unlink()

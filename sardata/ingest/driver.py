@@ -31,6 +31,7 @@ from sardata.engines import check_engine, map_units
 from sardata.errors import ConfigError, SourceNotFoundError, TooManyErrorsError
 from sardata.ingest.tables import merge_units
 from sardata.ingest.unit import PACK_INPUTS, UnitTask, init_worker, run_chunk
+from sardata.manifest.schema import SOURCES
 from sardata.outlock import output_lock
 from sardata.sources import get_source
 from sardata.store import INDEX, UNITS, list_packs, pack_path, read_pack_sources
@@ -147,7 +148,7 @@ def _committed(out: Path, fingerprint: str) -> dict[str, tuple[tuple[str | None,
 
     done: dict[str, tuple[tuple[str | None, str, str], ...]] = {}
     for pack in list_packs(out):
-        got = read_pack_sources(out, pack)
+        got = read_pack_sources(out, pack, SOURCES)
         if got is None:
             pack_path(out, pack).unlink(missing_ok=True)
             continue
@@ -189,6 +190,7 @@ def _run_units(
     live: dict[str, list[str]] = {}
     first: dict[str, tuple[int, int]] = {}  # pack -> place of its first input in the listing
     chunks = plan_chunks(tasks)
+    pa.array([], pa.string())  # pyarrow imports pandas on its first array (≈ 0.2 s): once here, not in every worker
     chunk_of = {c[0].rel: i for i, c in enumerate(chunks)}
     done = 0
     for records in map_units(init_worker, init_args, run_chunk, chunks, workers, None, engine=engine):

@@ -24,13 +24,15 @@ import pyarrow.compute as pc
 
 from sardata.atomic import atomic_path
 from sardata.errors import ConfigError
-from sardata.ingest.sort import sorted_by_key
+from sardata.ingest.sort import RUN_ROWS, sorted_by_key
 from sardata.manifest.card import card_header, table_entries
 from sardata.manifest.io import SORTED_ROW_GROUP, read_table, write_card, write_table
 from sardata.manifest.keys import hashed_key
 from sardata.manifest.schema import OPTIONAL_COLUMNS, SAMPLES, SOURCES, with_metadata
 from sardata.sources import Source
 from sardata.store import INDEX, INDEX_SCHEMA, pack_path, read_pack_rows, read_pack_sources
+
+CACHE_ROWS = RUN_ROWS  # rows of pass 1 kept in memory for pass 2
 
 
 @dataclass
@@ -44,11 +46,11 @@ class Merged:
 def merge_units(out: Path, live: dict[str, list[str]], source: Source, config: dict, cfg_sha: str, root: str) -> Merged:
     """Build the final tables from the packs in ``live`` (pack id → the inputs it holds for this run, packs in
     listing order; a pack may also hold stale inputs, redone elsewhere) and write ``dataset.json`` last."""
-    packs = list(live)
-    sources = _sources(out, packs, live)
-    keys, presorted, schema = _keys(out, packs, live, source.id)
+    packs = _Packs(out, live)
+    sources = _sources(out, list(live), live)
+    keys, presorted, schema = _keys(packs, source.id)
     counts: dict[str, Counter] = {"split": Counter(), "label_name": Counter()}
-    n = _write_samples(out, _rows(out, packs, live, keys), presorted, with_metadata(schema, "samples", cfg_sha), counts)
+    n = _write_samples(out, _rows(packs, keys), presorted, with_metadata(schema, "samples", cfg_sha), counts)
     write_table(sources, out / "sources.parquet", "sources", cfg_sha)
     status = Counter(sources.filter(pc.is_null(sources.column("src_member"))).column("status").to_pylist())
     write_card(
@@ -84,10 +86,10 @@ def _live(table: pa.Table, rels: list[str]) -> pa.Table:
 def _sources(out: Path, packs: list[str], live: dict[str, list[str]]) -> pa.Table:
     parts = []
     for pack in packs:
-        got = read_pack_sources(out, pack)
+        got = read_pack_sources(out, pack, SOURCES)
         if got is None:
             raise _damaged(out, pack, ValueError("unreadable sources table"))
-        parts.append(_live(got[1].cast(SOURCES), live[pack]))
+        parts.append(_live(got[1], live[pack]))
     table = pa.concat_tables(parts) if parts else SOURCES.empty_table()
     member = pc.if_else(pc.is_null(table.column("src_member")), "", table.column("src_member"))
     order = pc.sort_indices(
@@ -97,18 +99,40 @@ def _sources(out: Path, packs: list[str], live: dict[str, list[str]]) -> pa.Tabl
     return table.take(order).combine_chunks()
 
 
-def _keys(out: Path, packs: list[str], live: dict[str, list[str]], source_id: str) -> tuple[dict, bool, pa.Schema]:
+class _Packs:
+    """The live rows of the packs, read for both passes; whole tables of the first packs (up to
+    :data:`CACHE_ROWS` rows) are kept from pass 1 to pass 2, so a small ingest reads each pack once."""
+
+    def __init__(self, out: Path, live: dict[str, list[str]]) -> None:
+        self.out, self.live, self.ids = out, live, list(live)
+        self._cache: dict[str, pa.Table] = {}
+        self._cached = 0
+
+    def read(self, pack: str, columns: list[str] | None = None) -> pa.Table:
+        hit = self._cache.pop(pack, None) if columns is None else self._cache.get(pack)
+        if hit is not None:
+            return hit if columns is None else hit.select(columns)
+        keep = columns is not None and self._cached < CACHE_ROWS
+        try:
+            table = _live(read_pack_rows(self.out, pack, SAMPLES, None if keep else columns), self.live[pack])
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:  # Parquet's errors derive from these
+            raise _damaged(self.out, pack, exc) from exc
+        if keep:
+            self._cache[pack] = table
+            self._cached += table.num_rows
+            return table.select(columns)
+        return table
+
+
+def _keys(packs: _Packs, source_id: str) -> tuple[dict, bool, pa.Schema]:
     """Each pack's final keys (colliding keys get their hashed form, ``data-contract.md`` §1.3), whether the
     rows, pack after pack, are already in key order, and the written schema (as ``write_table`` writes it: an
     optional column without a value in any row is left out)."""
     raw: dict[str, pa.Table] = {}
     optional = sorted(OPTIONAL_COLUMNS.get("samples", {}))
     used: set[str] = set()
-    for pack in packs:
-        try:
-            table = _live(read_pack_rows(out, pack, ["key", "src_path", "sub_index", *optional]), live[pack])
-        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:  # Parquet's errors derive from these
-            raise _damaged(out, pack, exc) from exc
+    for pack in packs.ids:
+        table = packs.read(pack, ["key", "src_path", "sub_index", *optional])
         used.update(c for c in optional if table.column(c).null_count < table.num_rows)
         raw[pack] = table.select(["key", "src_path", "sub_index"])
     every = pa.chunked_array([t.column("key") for t in raw.values()], pa.string())
@@ -142,13 +166,10 @@ def _fixed(table: pa.Table, dup: pa.Array, source_id: str) -> pa.Array:
     return pa.array(fixed, pa.string())
 
 
-def _rows(out: Path, packs: list[str], live: dict[str, list[str]], keys: dict[str, pa.Array]) -> Iterator[pa.Table]:
+def _rows(packs: _Packs, keys: dict[str, pa.Array]) -> Iterator[pa.Table]:
     """Every pack's live rows with their final keys and their pack id (pass 2)."""
-    for pack in packs:
-        try:
-            table = _live(read_pack_rows(out, pack), live[pack])
-        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
-            raise _damaged(out, pack, exc) from exc
+    for pack in packs.ids:
+        table = packs.read(pack)
         table = table.set_column(table.schema.get_field_index("key"), "key", keys[pack])
         yield table.append_column("store_pack", pa.array([pack] * table.num_rows, pa.string()))
 

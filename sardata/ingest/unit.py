@@ -182,7 +182,7 @@ def _decode_into(
         if isinstance(item, MemberStatus):
             others.append(item)
             continue
-        members: dict[str, bytes] = {}
+        members: dict[str, tuple[bytes, memoryview]] = {}
         row = _sample_row(source, task, sha, item, members, n, uid)
         row["store_offset"], row["store_sizes"] = _guard(writer.add_arrays, [members[f] for f in row["fields"]])
         _guard(writer.add_row, row)
@@ -225,10 +225,43 @@ def _read_and_hash(task: UnitTask, whole: bool = True) -> tuple[bytes | None, st
         return None, None
 
 
+_CHECKED: set[tuple[str, np.dtype]] = set()  # (field, dtype) pairs the registry allows (checked once)
+_HEADERS: dict[tuple[np.dtype, tuple[int, ...]], bytes] = {}  # .npy header by dtype and shape
+_DTYPE_NAMES: dict[np.dtype, str] = {}
+_LITTLE = np.little_endian
+
+
+def _encode(arr: np.ndarray) -> tuple[bytes, memoryview]:
+    """:func:`~sardata.shards.codecs.encode_npy` as (header, data) without copying the data: the header it wrote
+    for the first array of this dtype and shape is reused for the next ones (building one costs as much as
+    copying a small chip)."""
+    if not (arr.flags.c_contiguous and arr.dtype.byteorder in "=<|" and (arr.dtype.byteorder != "=" or _LITTLE)):
+        arr = np.ascontiguousarray(arr.astype(arr.dtype.newbyteorder("<"), copy=False))
+    key = (arr.dtype, arr.shape)
+    header = _HEADERS.get(key)
+    if header is None:
+        encoded = encode_npy(arr)
+        header = encoded[: len(encoded) - arr.nbytes]
+        if len(_HEADERS) < 1024:
+            _HEADERS[key] = header
+    try:
+        return header, memoryview(arr).cast("B")
+    except (TypeError, ValueError, NotImplementedError):  # no buffer export for this dtype, or an empty array
+        return header, memoryview(arr.tobytes())
+
+
+def _dtype_name(dtype: np.dtype) -> str:
+    name = _DTYPE_NAMES.get(dtype)
+    if name is None:
+        name = _DTYPE_NAMES[dtype] = str(dtype)
+    return name
+
+
 def _sample_row(
-    source: Source, task: UnitTask, sha: str, s: Sample, members: dict[str, bytes], i: int, uid: str
+    source: Source, task: UnitTask, sha: str, s: Sample, members: dict[str, tuple[bytes, memoryview]], i: int, uid: str
 ) -> dict[str, Any]:
-    """Validate one sample, add its encoded arrays to ``members`` and return its ``samples`` row."""
+    """Validate one sample, add its encoded arrays (``.npy`` header, data) to ``members`` and return its
+    ``samples`` row."""
     bad_cols = set(s.columns) - _COLUMNS
     if bad_cols:
         raise ValueError(f"adapter {source.id} set unknown columns {sorted(bad_cols)}")
@@ -238,12 +271,15 @@ def _sample_row(
     h = hashlib.sha256()
     for name in sorted(s.arrays):
         arr = s.arrays[name]
-        check_array(name, arr)
+        if (name, arr.dtype) not in _CHECKED:
+            check_array(name, arr)
+            _CHECKED.add((name, arr.dtype))
         if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
             raise RejectFile("bad_values", f"{name} has NaN or Inf values")
-        members[name] = encoded = encode_npy(arr)
+        members[name] = header, data = _encode(arr)
         h.update(name.encode())
-        h.update(encoded)
+        h.update(header)
+        h.update(data)
     classes = source.class_names()
     label = None
     if s.label_name is not None:
@@ -270,7 +306,7 @@ def _sample_row(
         "height": int(main.shape[1]) if image else None,
         "width": int(main.shape[2]) if image else None,
         "channels": int(main.shape[0]) if image else None,
-        "dtype": str(main.dtype) if main is not None else None,
+        "dtype": _dtype_name(main.dtype) if main is not None else None,
         "meta": canonical_json(s.meta),
         "store_path": f"{unit_file(uid)}#{i}",
     } | {k: None for k, v in s.columns.items() if isinstance(v, float) and not np.isfinite(v)}
