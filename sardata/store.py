@@ -13,13 +13,12 @@ Layout (inside an ingest output directory)::
     units/index.parquet      written by the merge: for every row of ``samples.parquet``, in the same order, the
                              pack, offset, field names and sizes of its arrays
 
-Why packs and not one file per input: creating, renaming and later opening one file (and one Parquet writer) per
-input cost ≈ 5 ms per input, 10-40× the decode of a small JPEG chip, and an inode per sample. A pack is still
-written to a temp name and renamed, so a pack is the atomic step of ingest: its existence means every input
-listed in its ``sources.parquet`` is committed, and a ``kill -9`` loses only the packs in flight. Why zip: the
-members carry CRCs (a flipped byte in a row table is detected, not merged) and any zip tool can list a pack.
-Why one ``arrays`` member rather than a member per array: a zip entry costs ≈ 170 bytes of headers, more than
-5 % of a small chip; one member costs nothing per sample and a sample is one ``pread``.
+Why packs, not one file per input: creating, renaming and reopening a file (and a Parquet writer) per input cost
+≈ 5 ms, 10-40× the decode of a small JPEG chip, and an inode per sample. A pack is written to a temp name and
+renamed: it is the atomic step of ingest (every input in its ``sources.parquet`` is committed; a ``kill -9``
+loses only the packs in flight). Why zip: members carry CRCs (a flipped byte in a row table is detected). Why one
+``arrays`` member: a zip entry costs ≈ 170 bytes, > 5 % of a small chip; a sample is one ``pread``, checked
+against the XXH3-64 written with it.
 
 A sample's ``store_path`` column keeps its earlier form ``units/<uid[:2]>/<uid>.npz#<i>`` (``uid`` = 32 hex
 digits of sha256(source-relative path), ``i`` = the sample's place in its input): it is the sample's address,
@@ -59,7 +58,13 @@ WRITE_BYTES = 1 << 20  # arrays are handed to the zip in writes of this size
 #: statistics: ≈ 3 µs per row, against ≈ 14 µs with the manifest's zstd + dictionaries) at ≈ 0.25 KB per row
 PACK_PARQUET = {"compression": "snappy", "use_dictionary": False, "write_statistics": False}
 #: where each sample's arrays lie in its pack (columns added to the pack's sample rows)
-LOCATION = pa.schema([pa.field("store_offset", pa.int64()), pa.field("store_sizes", pa.list_(pa.int64()))])
+LOCATION = pa.schema(
+    [
+        pa.field("store_offset", pa.int64()),
+        pa.field("store_sizes", pa.list_(pa.int64())),
+        pa.field("store_xxh3", pa.uint64()),  # XXH3-64 of the sample's arrays: checked on every read
+    ]
+)
 INDEX_SCHEMA = pa.schema(
     [
         pa.field("store_path", pa.string()),
@@ -67,6 +72,7 @@ INDEX_SCHEMA = pa.schema(
         pa.field("offset", pa.int64()),
         pa.field("fields", pa.list_(pa.string())),
         pa.field("sizes", pa.list_(pa.int64())),
+        pa.field("xxh3", pa.uint64()),
     ]
 )
 _SEQ = itertools.count()
@@ -87,14 +93,8 @@ def pack_path(out: Path, pack: str) -> Path:
 
 def list_packs(out: Path) -> list[str]:
     """Committed pack ids under ``out`` (sorted; temps of a killed run are not packs)."""
-    units = out / UNITS
-    if not units.is_dir():
-        return []
-    return sorted(
-        p.name[: -len(PACK_SUFFIX)]
-        for p in units.iterdir()
-        if p.name.endswith(PACK_SUFFIX) and not p.name.startswith(TMP_PREFIX)
-    )
+    names = os.listdir(out / UNITS) if (out / UNITS).is_dir() else []
+    return sorted(n[: -len(PACK_SUFFIX)] for n in names if n.endswith(PACK_SUFFIX) and not n.startswith(TMP_PREFIX))
 
 
 class PackWriter:
@@ -120,20 +120,22 @@ class PackWriter:
         self._dead: set[str] = set()  # inputs whose rows reached the spool before they failed
         self._input_start, self._flushed = 0, False
 
-    def add_arrays(self, encoded: list[tuple[bytes | memoryview, ...]]) -> tuple[int, list[int]]:
+    def add_arrays(self, encoded: list[tuple[bytes | memoryview, ...]]) -> tuple[int, list[int], int]:
         """Append one sample's encoded arrays, each given in pieces (e.g. ``.npy`` header and data); return their
-        offset in ``arrays`` and their sizes."""
-        offset = self.nbytes
-        sizes = []
+        offset in ``arrays``, their sizes and the XXH3-64 of their bytes."""
+        import xxhash
+
+        offset, sizes, h = self.nbytes, [], xxhash.xxh3_64()
         for pieces in encoded:
             sizes.append(sum(memoryview(p).nbytes for p in pieces))
             for piece in pieces:
                 self._buf += piece
+                h.update(piece)
         self.nbytes += sum(sizes)
         if len(self._buf) >= WRITE_BYTES:
             self._arrays.write(self._buf)
             self._buf = bytearray()
-        return offset, sizes
+        return offset, sizes, h.intdigest()
 
     def begin_input(self) -> None:
         self._input_start, self._flushed = len(self._rows), False
@@ -282,20 +284,21 @@ def read_pack_rows(out: Path, pack: str, schema: pa.Schema, columns: list[str] |
     return complete(rows.read(columns=[c for c in names if c in held]), full, names)
 
 
-#: open packs of this process: (pid, path, mtime_ns, size) → (file descriptor, offset of the ``arrays`` data)
+#: open packs of this process: (pid, root, pack) → (file descriptor, offset of the ``arrays`` data)
 _OPEN: OrderedDict[tuple, tuple[int, int]] = OrderedDict()
 _MAX_OPEN = 32
 
 
-def _pack_fd(path: Path) -> tuple[int, int]:
-    """The pack's descriptor and where its ``arrays`` data start, opened once per process and file version (the
-    pid is in the key: a forked worker never shares its parent's descriptor state)."""
-    st = path.stat()
-    key = (os.getpid(), str(path), st.st_mtime_ns, st.st_size)
+def _pack_fd(root: str, pack: str) -> tuple[int, int]:
+    """The pack's descriptor and where its ``arrays`` data start, opened once per process (the pid is in the key:
+    a forked worker never shares its parent's descriptor state). A pack is never rewritten in place under the
+    same name with other content (its name hashes its inputs), and every read is checked against its XXH3."""
+    key = (os.getpid(), root, pack)
     hit = _OPEN.get(key)
     if hit is not None:
         _OPEN.move_to_end(key)
         return hit
+    path = pack_path(Path(root), pack)
     with zipfile.ZipFile(path) as zf:
         info = zf.getinfo(ARRAYS)
     fd = os.open(path, os.O_RDONLY)
@@ -312,27 +315,34 @@ def _pack_fd(path: Path) -> tuple[int, int]:
     return fd, start
 
 
-def read_encoded(root: str | os.PathLike[str], pack: str, offset: int, sizes: Iterable[int]) -> list[bytes]:
-    """One sample's encoded arrays (in field order) from its pack: a single ``pread``."""
+def read_encoded(root: str | os.PathLike[str], pack: str, offset: int, sizes: Iterable[int], xxh3: int) -> list[bytes]:
+    """One sample's encoded arrays (in field order) from its pack: a single ``pread``, checked against the
+    XXH3-64 recorded when it was written."""
+    import xxhash
+
     sizes = list(sizes)
-    path = pack_path(Path(root), pack)
     try:
-        fd, start = _pack_fd(path)
+        fd, start = _pack_fd(str(root), pack)
         data = os.pread(fd, sum(sizes), start + offset)
     except (OSError, KeyError, zipfile.BadZipFile) as exc:
-        raise ShardIntegrityError(f"{path}: cannot read sample store ({exc}); rerun `sardata ingest`") from exc
-    if len(data) != sum(sizes):
-        raise ShardIntegrityError(f"{path}: short read at {offset}; the pack is truncated, rerun `sardata ingest`")
+        raise ShardIntegrityError(
+            f"{pack_path(Path(root), pack)}: cannot read sample store ({exc}); rerun `sardata ingest`"
+        ) from exc
+    if xxhash.xxh3_64_intdigest(data) != xxh3:
+        raise ShardIntegrityError(
+            f"{pack_path(Path(root), pack)}: bytes at {offset} do not match their checksum (the sample store is damaged "
+            "or truncated); rerun `sardata ingest` with --overwrite"
+        )
     bounds = np.cumsum([0, *sizes]).tolist()
     return [data[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 # ---------------------------------------------------------------------------------------------- the index
-#: per process: (root, index mtime_ns, size) → store_path → (pack, offset, fields, sizes)
-_INDEXES: dict[tuple, dict[str, tuple[str, int, list[str], list[int]]]] = {}
+#: per process: (root, index mtime_ns, size) → store_path → (pack, offset, fields, sizes, xxh3)
+_INDEXES: dict[tuple, dict[str, tuple[str, int, list[str], list[int], int]]] = {}
 
 
-def _location(root: Path, store_path: str) -> tuple[str, int, list[str], list[int]]:
+def _location(root: Path, store_path: str) -> tuple[str, int, list[str], list[int], int]:
     path = root / INDEX
     try:
         st = path.stat()
@@ -348,7 +358,11 @@ def _location(root: Path, store_path: str) -> tuple[str, int, list[str], list[in
 
         t = pq.ParquetFile(path).read().to_pydict()
         index = dict(
-            zip(t["store_path"], zip(t["pack"], t["offset"], t["fields"], t["sizes"], strict=True), strict=True)
+            zip(
+                t["store_path"],
+                zip(t["pack"], t["offset"], t["fields"], t["sizes"], t["xxh3"], strict=True),
+                strict=True,
+            )
         )
         _INDEXES.clear()
         _INDEXES[key] = index
@@ -360,15 +374,9 @@ def _location(root: Path, store_path: str) -> tuple[str, int, list[str], list[in
 
 def load_arrays(root: str | os.PathLike[str], store_path: str) -> dict[str, np.ndarray]:
     """Arrays of one sample from its ``store_path`` (random access through the store index)."""
-    pack, offset, fields, sizes = _location(Path(root), store_path)
-    blobs = read_encoded(root, pack, offset, sizes)
+    pack, offset, fields, sizes, xxh3 = _location(Path(root), store_path)
+    blobs = read_encoded(root, pack, offset, sizes, xxh3)
     return {f: np.lib.format.read_array(io.BytesIO(b), allow_pickle=False) for f, b in zip(fields, blobs, strict=True)}
-
-
-def stored_sizes(root: str | os.PathLike[str], store_path: str) -> dict[str, int]:
-    """Encoded ``.npy`` size of each field of one sample (from the index, no data read)."""
-    _, _, fields, sizes = _location(Path(root), store_path)
-    return dict(zip(fields, sizes, strict=True))
 
 
 __all__ = [
@@ -382,7 +390,6 @@ __all__ = [
     "read_encoded",
     "read_pack_rows",
     "read_pack_sources",
-    "stored_sizes",
     "unit_file",
     "unit_id",
 ]

@@ -187,7 +187,7 @@ def _write_samples(
                 pq.ParquetWriter(tmp_index, INDEX_SCHEMA, compression="zstd") as index:  # fmt: skip
             for group in sorted_by_key(rows, presorted, out, SORTED_ROW_GROUP):
                 writer.write_table(group.select(schema.names).cast(schema))
-                cols = ["store_path", "store_pack", "store_offset", "fields", "store_sizes"]
+                cols = ["store_path", "store_pack", "store_offset", "fields", "store_sizes", "store_xxh3"]
                 index.write_table(pa.Table.from_arrays([group.column(c) for c in cols], schema=INDEX_SCHEMA))
                 for col, counter in counts.items():
                     vc = pc.value_counts(group.column(col).drop_null())

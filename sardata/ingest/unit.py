@@ -184,7 +184,9 @@ def _decode_into(
             continue
         members: dict[str, tuple[bytes, memoryview]] = {}
         row = _sample_row(source, task, sha, item, members, n, uid)
-        row["store_offset"], row["store_sizes"] = _guard(writer.add_arrays, [members[f] for f in row["fields"]])
+        row["store_offset"], row["store_sizes"], row["store_xxh3"] = _guard(
+            writer.add_arrays, [members[f] for f in row["fields"]]
+        )
         _guard(writer.add_row, row)
         n += 1
         if row["src_member"] is not None:

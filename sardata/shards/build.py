@@ -1,9 +1,11 @@
 """``build-shards``: ingest outputs → WebDataset shards + Parquet index + ``dataset.json`` (issue #5).
 
-Steps: read and validate the ingest manifests → select (``where``) → refuse mixed radiometry/scale → assign
-splits and views → compute each sample's output fields and their exact sizes → plan shards (manifest only) →
-write shards in parallel (one worker per shard, temp + fsync + rename, then a sidecar in ``_work/`` as commit
-marker) → merge the index → ``dataset.json`` last.
+Steps: read and validate the ingest manifests → scan them a row group at a time: select (``where``), compute
+each selected sample's output fields and exact sizes, keep only its index columns → refuse mixed
+radiometry/scale → assign splits and views → plan shards (manifest only) → write shards in parallel (one worker
+per shard, which reads its rows and arrays itself; temp + fsync + rename, then a sidecar in ``_work/`` as commit
+marker) → write the index a row group at a time → ``dataset.json`` last. Memory grows with the index columns
+(≈ 0.3 KB per sample), not with whole rows.
 
 A rerun after ``kill -9`` reuses every shard whose sidecar matches its plan and whose bytes still hash to the
 recorded sha256, rebuilds the rest, and ends byte-identical to an uninterrupted run (shards and tables).
@@ -11,7 +13,9 @@ recorded sha256, rebuilds the rest, and ends byte-identical to an uninterrupted 
 Modules: :mod:`~sardata.shards.config` (what to build), :mod:`~sardata.shards.inputs` (rows, selection, splits),
 :mod:`~sardata.shards.sample` (each sample's sizes and bytes; image policies, ``--channel``, ``--normalise
 unit-magnitude`` via :mod:`sardata.radiometry`, GR targets), :mod:`~sardata.shards.plan`, :mod:`~sardata.shards.writer`,
-:mod:`~sardata.shards.index` (tables and card); this module orchestrates them and runs the shards on an engine.
+:mod:`~sardata.shards.index` (tables and card), :mod:`~sardata.shards.rows` (rows by position); this module
+orchestrates them and runs the shards on an engine. ``build_shards(..., from_source=...)`` builds straight from a
+source without an ingest store (:mod:`sardata.shards.onepass`).
 """
 
 from __future__ import annotations
@@ -26,20 +30,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from sardata.atomic import atomic_path, remove_stale_temps, sha256_file
 from sardata.config import config_sha256
 from sardata.engines import check_engine, map_units
 from sardata.errors import ConfigError, ShardIntegrityError
 from sardata.manifest.io import CARD_NAME, read_card
+from sardata.manifest.schema import SAMPLES
 from sardata.outlock import output_lock
 from sardata.shards.config import BuildConfig
 from sardata.shards.index import write_index
-from sardata.shards.inputs import add_splits, load_inputs, select
-from sardata.shards.plan import ShardPlan, plan_shards
-from sardata.shards.sample import OutputSample
+from sardata.shards.inputs import Inputs, add_splits, load_inputs, scan
+from sardata.shards.plan import ShardPlan, plan_payloads
+from sardata.shards.rows import RowGroups, as_rows
+from sardata.shards.sample import ROW_COLUMNS, OutputSample
 from sardata.shards.writer import write_shard
+from sardata.store import read_encoded
 
 WORK = "_work"
 
@@ -64,12 +74,21 @@ class BuildResult:
 
 
 # ----------------------------------------------------------------------------------------------- one shard
-_W: dict[str, Any] = {}  # this worker's rows by key, configuration, output and configuration hash (set by _init)
+@dataclass(frozen=True)
+class ShardTask:
+    """One planned shard and where its rows live (ingest directory number and row number, in plan order)."""
+
+    plan: ShardPlan
+    dirs: tuple[int, ...]
+    rows: tuple[int, ...]
 
 
-def _init(rows: pd.DataFrame, cfg: BuildConfig, out: str, cfg_sha: str) -> None:
-    """Set up a worker process once: the rows travel to it once, not with every shard."""
-    _W.update(rows={r.key: r for r in rows.itertuples(index=False)}, cfg=cfg, out=Path(out), cfg_sha=cfg_sha)
+_W: dict[str, Any] = {}  # this worker's row reader, configuration, output and configuration hash (set by _init)
+
+
+def _init(dirs: list[str], cfg: BuildConfig, out: str, cfg_sha: str) -> None:
+    """Set up a worker process once: it reads the rows of its shards itself (nothing but positions travel)."""
+    _W.update(rows=RowGroups([Path(d) for d in dirs], ROW_COLUMNS), dirs=dirs, cfg=cfg, out=Path(out), cfg_sha=cfg_sha)
     if "gr" in cfg.targets:
         import torch
 
@@ -81,12 +100,25 @@ def _plan_hash(plan: ShardPlan, cfg_sha: str) -> str:
     return hashlib.sha256(f"{cfg_sha}:{plan.name}:{','.join(plan.keys)}".encode()).hexdigest()
 
 
-def _build_one(plan: ShardPlan) -> dict[str, Any]:
+def task_rows(task: ShardTask) -> list[Any]:
+    """The rows of a task's samples, in plan order (each with its ``ingest_root`` and store location)."""
+    dirs, positions = np.asarray(task.dirs), np.asarray(task.rows)
+    out: list[Any] = [None] * len(positions)
+    for d in np.unique(dirs):
+        sel = np.nonzero(dirs == d)[0]
+        rows = as_rows(_W["rows"].take(int(d), positions[sel]), ingest_root=_W["dirs"][int(d)])
+        for i, row in zip(sel, rows, strict=True):
+            out[i] = row
+    if [r.key for r in out] != list(task.plan.keys):
+        raise ShardIntegrityError(f"{task.plan.name}: rows do not match the plan (an ingest output changed?)")
+    return out
+
+
+def _build_one(task: ShardTask) -> dict[str, Any]:
     """Write one planned shard (or reuse it when its sidecar and bytes match) and return its result."""
-    out, cfg, cfg_sha = _W["out"], _W["cfg"], _W["cfg_sha"]
-    sidecar = out / WORK / f"{plan.name}.json"
-    shard = out / "shards" / plan.name
-    phash = _plan_hash(plan, cfg_sha)
+    plan, out, cfg = task.plan, _W["out"], _W["cfg"]
+    sidecar, shard = out / WORK / f"{plan.name}.json", out / "shards" / plan.name
+    phash = _plan_hash(plan, _W["cfg_sha"])
     if sidecar.exists() and shard.exists():
         done = json.loads(sidecar.read_text())
         if (
@@ -96,17 +128,55 @@ def _build_one(plan: ShardPlan) -> dict[str, Any]:
             and sha256_file(shard) == done["sha256"]
         ):
             return {**done, "reused": True}
-    rows = _W["rows"]
-    built = {k: OutputSample(rows[k], cfg).encode() for k in plan.keys}
-    result = write_shard(shard, [(k, built[k][0]) for k in plan.keys])
+    extras: dict[str, dict] = {}
+
+    def encoded() -> Any:
+        for row in task_rows(task):
+            stored = read_encoded(row.ingest_root, row.store_pack, row.store_offset, row.store_sizes, row.store_xxh3)
+            fields, extra = OutputSample(row, cfg).encode(stored)
+            if extra:
+                extras[row.key] = extra
+            yield row.key, fields
+
+    result = write_shard(shard, encoded())
     if result.nbytes != plan.nbytes:
         raise ShardIntegrityError(f"{shard}: wrote {result.nbytes} bytes, plan said {plan.nbytes} (bug: report it)")
+    return commit_shard(sidecar, phash, plan, result, extras)
+
+
+def commit_shard(sidecar: Path, phash: str, plan: ShardPlan, result: Any, extras: dict[str, dict]) -> dict[str, Any]:
+    """Write a finished shard's sidecar (its commit marker for a resumed build) and return its result."""
     done = {"plan_hash": phash, "name": plan.name, "sha256": result.sha256, "xxh3_128": result.xxh3_128,
-            "nbytes": result.nbytes,
-            "samples": [vars(s) for s in result.samples], "extras": {k: built[k][1] for k in plan.keys}}  # fmt: skip
+            "nbytes": result.nbytes, "samples": [vars(s) for s in result.samples], "extras": extras}  # fmt: skip
     with atomic_path(sidecar) as tmp:
         tmp.write_text(json.dumps(done))
     return {**done, "reused": False}
+
+
+def compact(result: dict[str, Any]) -> dict[str, Any]:
+    """A shard result with its per-sample records as one Arrow table (a few hundred bytes per sample, instead of
+    Python dicts that the driver would hold for every sample of the dataset)."""
+    samples = result.pop("samples")
+    members = SAMPLES.field("members").type
+    result["table"] = pa.table({"key": pa.array([s["key"] for s in samples], pa.string()),
+                                "offset": pa.array([s["offset"] for s in samples], pa.int64()),
+                                "nbytes": pa.array([s["nbytes"] for s in samples], pa.int64()),
+                                "members": pa.array([s["members"] for s in samples], members),
+                                "sha256": pa.array([s["sha256"] for s in samples], pa.string())})  # fmt: skip
+    return result
+
+
+def shard_tasks(df: pd.DataFrame, plans: list[ShardPlan]) -> list[ShardTask]:
+    """Each plan with the positions of its rows (``df``: the selection's index columns)."""
+    keys = pa.array([k for p in plans for k in p.keys], pa.string())
+    at = pc.index_in(keys, value_set=pa.array(df["key"].to_numpy(dtype=object), pa.string())).to_numpy()
+    dirs, rows = df["dir"].to_numpy()[at], df["row"].to_numpy()[at]
+    tasks, lo = [], 0
+    for p in plans:
+        hi = lo + len(p.keys)
+        tasks.append(ShardTask(p, tuple(dirs[lo:hi].tolist()), tuple(rows[lo:hi].tolist())))
+        lo = hi
+    return tasks
 
 
 def build_shards(
@@ -169,18 +239,25 @@ def _build_shards(
     (out / WORK).mkdir(exist_ok=True)
     remove_stale_temps(out)
 
-    df = add_splits(select(inputs.samples, cfg, dirs), cfg)
-    sizes = {r.key: list(OutputSample(r, cfg).sizes().values()) for r in df.itertuples()}
-    plans = plan_shards([(k, s, sizes[k]) for k, s in zip(df["key"], df["split"], strict=True)],
-                        cfg.max_shard_bytes, cfg.max_shard_samples, cfg.shuffle_seed)  # fmt: skip
+    selection = scan(inputs, cfg)
+    df = add_splits(selection.frame, cfg)
+    plans = plan_payloads(list(zip(df["key"], df["split"], df["payload"].tolist(), strict=True)),
+                          cfg.max_shard_bytes, cfg.max_shard_samples, cfg.shuffle_seed)  # fmt: skip
     stale = {p.name for p in (out / "shards").glob("*.tar")} - {p.name for p in plans}
     for name in stale:
         (out / "shards" / name).unlink()
+    tasks = shard_tasks(df, plans)
+    init_args = ([str(d) for d in inputs.dirs], cfg, str(out), cfg_sha)
+    results = [compact(r) for r in map_units(_init, init_args, _build_one, tasks, workers, progress, engine=engine)]
+    return _finish(out, df, selection.optional, inputs, plans, results, cfg, config, cfg_sha)
 
-    results = list(map_units(_init, (df, cfg, str(out), cfg_sha), _build_one, plans, workers, progress, engine=engine))
-    card = write_index(out, df, inputs, plans, results, cfg, config, cfg_sha)
+
+def _finish(out: Path, df: pd.DataFrame, optional: set[str], inputs: Inputs, plans: list[ShardPlan],
+            results: list[dict], cfg: BuildConfig, config: dict, cfg_sha: str) -> BuildResult:  # fmt: skip
+    """Write the index and the card, then drop the work directory."""
+    card = write_index(out, df, optional, inputs, plans, results, cfg, config, cfg_sha)
     shutil.rmtree(out / WORK, ignore_errors=True)
     return BuildResult.from_card(out, card, sum(bool(r["reused"]) for r in results))
 
 
-__all__ = ["WORK", "BuildConfig", "BuildResult", "build_shards"]
+__all__ = ["WORK", "BuildConfig", "BuildResult", "ShardTask", "build_shards", "commit_shard", "compact", "shard_tasks"]

@@ -1,8 +1,10 @@
 """One output sample under a build configuration: its member sizes (for the plan) and its bytes (for the writer).
 
 Both come from :class:`OutputSample`, so which members a sample has, which are recomputed and at what shape and
-dtype is decided in one place, and the planned byte counts are those written. Sizes come from the manifest and
-the store's zip directory alone (nothing decoded), which keeps planning cheap and independent of ``workers``.
+dtype is decided in one place, and the planned byte counts are those written. Sizes come from the row alone (its
+manifest columns and the encoded sizes the sample store recorded, nothing decoded), which keeps planning cheap and
+independent of ``workers``. The stored ``.npy`` bytes of a field the build does not change are copied as they
+are (:func:`sardata.store.read_encoded` has checked them against the checksum written with them).
 
 Image policies (``size_policy``): ``keep`` (native size), ``resize`` (to size × size, bicubic), ``center-crop``
 (size × size around the centre, zero padding where the image is smaller), ``resize-crop`` (shorter side to size,
@@ -21,9 +23,8 @@ import numpy as np
 import pandas as pd
 
 from sardata.errors import ConfigError
-from sardata.shards.codecs import encode_json, encode_npy, npy_nbytes
+from sardata.shards.codecs import decode_npy, encode_json, encode_npy, npy_nbytes
 from sardata.shards.config import BuildConfig
-from sardata.store import load_arrays, stored_sizes
 
 RADAR_MODALITIES = ("iq", "pdw")
 
@@ -40,10 +41,10 @@ class OutputSample:
         return self.row.modality in RADAR_MODALITIES
 
     def sizes(self) -> dict[str, int]:
-        """Exact data size of every member: stored arrays from the unit file's member sizes (the encoded ``.npy``
+        """Exact data size of every member: stored arrays from the sizes the store recorded (the encoded ``.npy``
         bytes themselves), recomputed arrays from :meth:`_recomputed`, ``meta.json`` and ``cls`` by encoding."""
         row = self.row
-        sizes = {f"{name}.npy": n for name, n in stored_sizes(row.ingest_root, row.store_path).items()}
+        sizes = {f"{name}.npy": int(n) for name, n in zip(row.fields, row.store_sizes, strict=True)}
         if self.radar:
             self._check_radar()
         else:
@@ -53,14 +54,18 @@ class OutputSample:
                 sizes[f"{name}.npy"] = npy_nbytes(shape, dtype)
         return {**sizes, **{name: len(data) for name, data in self._labels().items()}}
 
-    def encode(self) -> tuple[dict[str, bytes], dict[str, Any]]:
-        """All members of the sample, and its per-sample extra columns (``x_*``)."""
+    def encode(self, stored: list[bytes]) -> tuple[dict[str, bytes], dict[str, Any]]:
+        """All members of the sample from its stored ``.npy`` bytes (in ``fields`` order), and its per-sample extra
+        columns (``x_*``)."""
         row, cfg = self.row, self.cfg
+        blobs = dict(zip(row.fields, stored, strict=True))  # checked by the reader (sardata.store.read_encoded)
         if self.radar:
             self._check_radar()
-            arrays = load_arrays(row.ingest_root, row.store_path)
-            return {**{f"{name}.npy": encode_npy(arr) for name, arr in arrays.items()}, **self._labels()}, {}
-        arrays = load_arrays(row.ingest_root, row.store_path)
+            return {**{f"{name}.npy": data for name, data in blobs.items()}, **self._labels()}, {}
+        recomputed = self._recomputed(has_cplx="cplx" in blobs)
+        if "img" not in recomputed and "gr" not in cfg.targets:  # keep, nothing derived: the stored bytes
+            return {**{f"{name}.npy": data for name, data in blobs.items()}, **self._labels()}, {}
+        arrays = {name: decode_npy(bytearray(data), row.key) for name, data in blobs.items()}  # writable
         img, extras = arrays["img"], {}
         idx = self._channel_index(img.shape[0])
         if idx is not None:
@@ -71,15 +76,14 @@ class OutputSample:
             img, ref = to_unit_magnitude(img, row.radiometry, row.scale)
             extras = {"x_norm_scale": ref, "x_src_radiometry": row.radiometry, "x_src_scale": row.scale}
         img = _transform(img, cfg)
-        out = {"img.npy": encode_npy(img)}
+        out = {"img.npy": encode_npy(img) if "img" in recomputed else blobs["img"]}
         if "cplx" in arrays and cfg.size_policy == "keep":
-            cplx = arrays["cplx"]
-            out["cplx.npy"] = encode_npy(cplx if idx is None else cplx[idx : idx + 1])
-        for name, arr in arrays.items():
+            out["cplx.npy"] = blobs["cplx"] if idx is None else encode_npy(arrays["cplx"][idx : idx + 1])
+        for name in arrays:
             if name not in ("img", "cplx"):
                 if cfg.size_policy != "keep":
                     raise ConfigError(f"{row.key}: field {name} cannot follow size policy {cfg.size_policy}; use keep")
-                out[f"{name}.npy"] = encode_npy(arr)
+                out[f"{name}.npy"] = blobs[name]
         if "gr" in cfg.targets:
             out["gr.npy"] = encode_npy(self._gr(img))
         return {**out, **self._labels()}, extras
@@ -201,4 +205,8 @@ def _center_crop(arr: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
-__all__ = ["RADAR_MODALITIES", "OutputSample"]
+#: the ingest columns a build reads per sample (the rest of the row is read only when the index is written)
+ROW_COLUMNS = ["key", "source", "modality", "fields", "content_sha256", "src_path", "label", "label_name", "meta",
+               "height", "width", "channels", "dtype", "radiometry", "scale", "pol"]  # fmt: skip
+
+__all__ = ["RADAR_MODALITIES", "ROW_COLUMNS", "OutputSample"]
