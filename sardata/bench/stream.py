@@ -11,12 +11,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -76,17 +80,18 @@ def _child(kind: str, data: str, workers: int, batch: int) -> None:
         loader = DataLoader(stock.decode().to_tuple("img.npy", "gr.npy", "cls"), batch_size=batch, num_workers=workers)
     elif kind == "handover":
         loader = DataLoader(_Handover(root / "ds", batch), batch_size=None, num_workers=workers)
+    elif kind == "sardata-range":
+        ds = _RangeReads(root / "ds")
+        loader = DataLoader(ds, batch_size=None, num_workers=0)
     else:  # "sardata" (default verify="shard") or "sardata-off" (verify="off": the cost of the integrity check)
-        from sardata.stream.dataset import ShardIterable
-
-        fields = ("img.npy", "gr.npy", "cls")  # what the other two deliver
-        verify = "off" if kind == "sardata-off" else "shard"  # sardata-warm: "shard", markers already there
-        ds = ShardIterable(root / "ds", batch, split=None, num_workers=workers, shuffle=False, fields=fields,
-                           verify=verify)  # fmt: skip
+        ds = _sardata(kind, root, workers, batch)
         loader = DataLoader(ds, batch_size=None, num_workers=workers)
     # steady state: the clock starts when the first item arrives (worker start-up excluded), that item not counted
     n, t0 = 0, None
     for epoch in range(EPOCHS):
+        if kind.startswith("sardata-http"):  # every epoch fetches every shard again: the transport's cost
+            shutil.rmtree(ds.index.cache.dir, ignore_errors=True)
+            ds.index.cache.dir.mkdir(parents=True)
         if kind.startswith("sardata"):
             ds.set_epoch(epoch)
         for item in loader:
@@ -95,6 +100,60 @@ def _child(kind: str, data: str, workers: int, batch: int) -> None:
                 continue
             n += len(item["__key__"]) if kind.startswith(("sardata", "handover")) else len(item[0])  # batches
     print(n, time.perf_counter() - t0, _hwm_mb())
+
+
+def _sardata(kind: str, root: Path, workers: int, batch: int) -> Any:
+    """The sardata loader of ``kind``: local shards (``sardata``, ``-warm``, ``-off``) or the same shards served by
+    nginx at ``$SARDATA_BENCH_BASE`` through the cache's built-in transport (``sardata-http``) or through a trusted
+    opener on the standard library's urllib (``sardata-http-urllib``: the transport before fsspec, as a control)."""
+    from sardata.stream.cache import ShardCache
+    from sardata.stream.dataset import ShardIterable
+
+    fields = ("img.npy", "gr.npy", "cls")  # what the other pipelines deliver
+    verify = "off" if kind == "sardata-off" else "shard"  # sardata-warm: "shard", markers already there
+    remote: dict[str, Any] = {}
+    if kind.startswith("sardata-http"):
+        opener = _urllib_open if kind == "sardata-http-urllib" else None
+        cache = ShardCache(os.environ["SARDATA_BENCH_CACHE"], opener=opener)
+        remote = {"base_url": os.environ["SARDATA_BENCH_BASE"], "cache": cache}
+    return ShardIterable(root / "ds", batch, split=None, num_workers=workers, shuffle=False, fields=fields,
+                         verify=verify, **remote)  # fmt: skip
+
+
+def _urllib_open(url: str) -> Any:
+    """A whole-object GET with the standard library (picklable: a module-level function)."""
+    import urllib.request
+
+    return urllib.request.urlopen(url, timeout=60)  # noqa: S310 - bench URLs are the loopback nginx's
+
+
+class _RangeReads(IterableDataset):
+    """Map-style access over HTTP: every sample's members read one ``Range`` request each through
+    :meth:`ShardCache.read_range`, in a shuffled order; one item per sample (``__key__`` only)."""
+
+    def __init__(self, root: Path) -> None:
+        from sardata.manifest.io import read_table
+        from sardata.stream.cache import ShardCache
+
+        self.base = os.environ["SARDATA_BENCH_BASE"]
+        self.cache = ShardCache(os.environ["SARDATA_BENCH_CACHE"])  # ranges are never cached: it stays empty
+        self.samples = read_table(root / "samples.parquet", "samples").to_pylist()
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        import random
+
+        order = list(range(len(self.samples)))
+        random.Random(self.epoch).shuffle(order)
+        for i in order:
+            s = self.samples[i]
+            url = f"{self.base}/shards/{s['shard']}"
+            for m in s["members"]:
+                self.cache.read_range(url, m["offset"], m["size"])
+            yield {"__key__": [s["key"]]}
 
 
 class _Handover(IterableDataset):
@@ -131,14 +190,16 @@ class _Handover(IterableDataset):
             yield out | (one_storage(small) if info is not None else small)
 
 
-def _measure(kind: str, data: Path, workers: int, batch: int = 32, marks: Path | None = None) -> dict[str, Any]:
+def _measure(kind: str, data: Path, workers: int, batch: int = 32, marks: Path | None = None,
+             served: tuple[str, Path] | None = None) -> dict[str, Any]:  # fmt: skip
     """One configuration in a fresh interpreter, so its peak RSS is its own.
 
     ``marks``: the verified-shard marker directory (``SARDATA_VERIFIED_DIR``). ``sardata`` starts it empty (every
-    shard is hashed once in the timed run: the cold cost), ``sardata-warm`` reuses it (shards verified before)."""
-    import os
-
+    shard is hashed once in the timed run: the cold cost), ``sardata-warm`` reuses it (shards verified before).
+    ``served``: (base URL of the shards' dataset on the bench's nginx, cache directory) for the remote kinds."""
     env = dict(os.environ)
+    if served is not None:
+        env |= {"SARDATA_BENCH_BASE": served[0], "SARDATA_BENCH_CACHE": str(served[1])}
     if marks is not None:
         if kind == "sardata":
             shutil.rmtree(marks, ignore_errors=True)
@@ -165,15 +226,97 @@ def make_data(root: Path, per_class: int) -> Path:
 
 
 def bench_loader(per_class: int = 64, grow: int = 10, workers: tuple[int, ...] = (0, 2)) -> dict[str, Any]:
-    """Rows for every (pipeline, workers) plus the sardata loader's RSS on a ``grow``× larger dataset."""
+    """Rows for every (pipeline, workers) plus the sardata loader's RSS on a ``grow``× larger dataset.
+
+    With nginx installed (``.ci/install-servers.sh``), the same shards are also served on loopback: rows
+    ``sardata-http`` (the cache's built-in transport, every epoch fetching every shard), ``sardata-http-urllib``
+    (the same through a trusted urllib opener, the control) and ``sardata-range`` (one ranged read per member,
+    random sample order, 0 workers)."""
     tmp = Path(tempfile.mkdtemp(prefix="sardata-bench-loader-"))
     try:
         small = make_data(tmp / "small", per_class)
         kinds = ("raw", "webdataset", "sardata", "sardata-warm", "sardata-off", "handover")
         rows = [_measure(kind, small, w, marks=tmp / f"verified-{w}") for w in workers for kind in kinds
                 if kind != "handover" or w > 0]  # fmt: skip
+        note = _remote_rows(rows, small, workers, tmp)
         large = make_data(tmp / "large", per_class * grow)
         big = _measure("sardata", large, workers[-1], marks=tmp / "verified-large")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return {"rows": rows, "grown": big, "grow": grow}
+    return {"rows": rows, "grown": big, "grow": grow, "remote": note}
+
+
+def _remote_rows(rows: list[dict[str, Any]], data: Path, workers: tuple[int, ...], tmp: Path) -> str:
+    """Append the rows over a loopback nginx serving ``data`` (none without nginx); return what was served."""
+    with _nginx(data, tmp / "nginx") as base:
+        if base is None:
+            return "nginx not installed: no remote rows (bash .ci/install-servers.sh)"
+        served = (f"{base}/ds", tmp / "cache")
+        for w in workers:
+            for kind in ("sardata-http", "sardata-http-urllib"):
+                rows.append(_measure(kind, data, w, marks=tmp / f"verified-http-{w}", served=served))
+        rows.append(_measure("sardata-range", data, 0, served=served))
+    return f"shards served by nginx at {base}/ds"
+
+
+_NGINX_CONF = """daemon off;
+worker_processes 1;
+{user}
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/client_body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    default_type application/octet-stream;
+    server {{
+        listen 127.0.0.1:{port};
+        root {www};
+    }}
+}}
+"""
+
+
+@contextlib.contextmanager
+def _nginx(www: Path, d: Path) -> Iterator[str | None]:
+    """``www`` served by a loopback nginx with a temp config (the tests' server, ``.ci/install-servers.sh``):
+    yields its base URL, or None when nginx is not installed; stopped on exit."""
+    binary = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
+    if binary is None:
+        yield None
+        return
+    d.mkdir(parents=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    user = ""
+    if os.geteuid() == 0:  # workers would run as nobody and could not read the 0700 temp dirs
+        import grp
+        import pwd
+
+        user = f"user {pwd.getpwuid(os.geteuid()).pw_name} {grp.getgrgid(os.getegid()).gr_name};"
+    (d / "nginx.conf").write_text(_NGINX_CONF.format(user=user, d=d, port=port, www=www))
+    log = (d / "stdout.log").open("wb")
+    proc = subprocess.Popen([binary, "-p", str(d), "-c", str(d / "nginx.conf"), "-e", str(d / "error.log")],
+                            stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while proc.poll() is None and time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+            time.sleep(0.05)
+        else:
+            raise RuntimeError(f"bench nginx did not start: {(d / 'error.log').read_text(errors='replace')[-800:]}")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        log.close()
