@@ -30,6 +30,8 @@ from sardata.errors import ConfigError
 
 EPOCHS = 3  # passes per configuration, so short runs still reach a steady state
 SIZE = 128  # chip side in pixels (MSTAR chips are 128 px)
+SHARD_BYTES = 16 << 20  # shard size of the bench's builds (and of the peers' chunks)
+RAW_SUFFIXES = {".jpeg", ".jpg", ".png"}
 
 
 def _hwm_mb() -> float:
@@ -39,17 +41,23 @@ def _hwm_mb() -> float:
 
 def _raw_iter(root: Path, worker: int = 0, workers: int = 1):
     """Every ``workers``-th file from ``worker`` on, decoded and with its GR (a worker skips others' files
-    *before* decoding them)."""
+    *before* decoding them). Chips of another size are resized as ``build-shards --size-policy resize`` does
+    (bicubic, GR at the radii scaled to SIZE): the raw side of a ``--source`` run."""
     import numpy as np
     import torch
     from PIL import Image
 
     from sardata.features.gr import gr_maps
+    from sardata.features.grcodec import GR_RADII, scaled_radii
 
     torch.set_num_threads(1)
-    for path in sorted(root.rglob("*.jpeg"))[worker::workers]:
-        img = np.asarray(Image.open(path), dtype=np.float32) / 255
-        yield img, gr_maps(torch.from_numpy(img)[None, None])[0]
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in RAW_SUFFIXES)
+    for path in files[worker::workers]:
+        im, radii = Image.open(path), GR_RADII
+        if im.size != (SIZE, SIZE):
+            im, radii = im.convert("L").resize((SIZE, SIZE), Image.BICUBIC), scaled_radii(SIZE)
+        img = np.asarray(im, dtype=np.float32) / 255
+        yield img, gr_maps(torch.from_numpy(img)[None, None], radii)[0]
 
 
 def _child(kind: str, data: str, workers: int, batch: int) -> None:
@@ -59,6 +67,11 @@ def _child(kind: str, data: str, workers: int, batch: int) -> None:
 
     torch.set_num_threads(1)
     root = Path(data)
+    from sardata.bench.peers import is_peer_row, peer_loader, random_reads
+
+    if kind.endswith("-random"):  # map-style reads of random indices: reads/s (sardata.bench.peers)
+        print(*random_reads(kind, root), _hwm_mb())
+        return
     if kind == "raw":
 
         class Raw(IterableDataset):
@@ -80,6 +93,8 @@ def _child(kind: str, data: str, workers: int, batch: int) -> None:
         loader = DataLoader(stock.decode().to_tuple("img.npy", "gr.npy", "cls"), batch_size=batch, num_workers=workers)
     elif kind == "handover":
         loader = DataLoader(_Handover(root / "ds", batch), batch_size=None, num_workers=workers)
+    elif is_peer_row(kind):  # shuffled rows, LitData and MDS (sardata.bench.peers)
+        loader, ds = peer_loader(kind, root, workers, batch)
     elif kind == "sardata-range":
         ds = _RangeReads(root / "ds")
         loader = DataLoader(ds, batch_size=None, num_workers=0)
@@ -221,12 +236,31 @@ def make_data(root: Path, per_class: int) -> Path:
 
     write_demo_dataset(root / "data", per_class=per_class, size=SIZE, nonsquare=False)  # stackable batches
     ingest("mstar", root / "data" / "jpeg", root / "ingest", workers=2)
-    build_shards([root / "ingest"], root / "ds", BuildConfig(targets=("gr",), max_shard_bytes=16 << 20), workers=2)
+    build_shards([root / "ingest"], root / "ds", BuildConfig(targets=("gr",), max_shard_bytes=SHARD_BYTES), workers=2)
     return root
 
 
-def bench_loader(per_class: int = 64, grow: int = 10, workers: tuple[int, ...] = (0, 2)) -> dict[str, Any]:
-    """Rows for every (pipeline, workers) plus the sardata loader's RSS on a ``grow``× larger dataset.
+def make_source_data(root: Path, source: str, files: Path) -> Path:
+    """A source's real files (e.g. SAR-ACD chips) → ingest → shards resized to SIZE with precomputed GR, every
+    sample in one split-free dataset; ``data/jpeg`` links to the files for the raw rows."""
+    from sardata.ingest import ingest
+    from sardata.shards.build import BuildConfig, build_shards
+
+    (root / "data").mkdir(parents=True)
+    (root / "data" / "jpeg").symlink_to(files.resolve(), target_is_directory=True)
+    ingest(source, files, root / "ingest", workers=2)
+    cfg = BuildConfig(size_policy="resize", size=SIZE, targets=("gr",), max_shard_bytes=SHARD_BYTES)
+    build_shards([root / "ingest"], root / "ds", cfg, workers=2)
+    return root
+
+
+def bench_loader(per_class: int = 64, grow: int = 10, workers: tuple[int, ...] = (0, 2), source: str | None = None,
+                 files: Path | None = None, peers: bool = True) -> dict[str, Any]:  # fmt: skip
+    """Rows for every (pipeline, workers) plus the sardata loader's RSS on a ``grow``× larger dataset (none when
+    ``grow`` is 0 or with ``source``: the real ``files`` of that source instead of demo chips).
+
+    ``peers``: shuffled rows, LitData and MDS rows, random access and disk footprints
+    (:mod:`sardata.bench.peers`; a peer that cannot be imported is skipped with its reason).
 
     With nginx installed (``.ci/install-servers.sh``), the same shards are also served on loopback: rows
     ``sardata-http`` (the cache's built-in transport, every epoch fetching every shard), ``sardata-http-urllib``
@@ -234,16 +268,27 @@ def bench_loader(per_class: int = 64, grow: int = 10, workers: tuple[int, ...] =
     random sample order, 0 workers)."""
     tmp = Path(tempfile.mkdtemp(prefix="sardata-bench-loader-"))
     try:
-        small = make_data(tmp / "small", per_class)
+        small = tmp / "small"
+        if source is None:
+            make_data(small, per_class)
+        else:
+            make_source_data(small, source, files)
         kinds = ("raw", "webdataset", "sardata", "sardata-warm", "sardata-off", "handover")
         rows = [_measure(kind, small, w, marks=tmp / f"verified-{w}") for w in workers for kind in kinds
                 if kind != "handover" or w > 0]  # fmt: skip
         note = _remote_rows(rows, small, workers, tmp)
-        large = make_data(tmp / "large", per_class * grow)
-        big = _measure("sardata", large, workers[-1], marks=tmp / "verified-large")
+        side = None
+        if peers:
+            from sardata.bench.peers import peer_rows
+
+            side = peer_rows(rows, small, workers, lambda w: tmp / f"verified-{w}", _measure, SHARD_BYTES)
+        big = None
+        if grow > 0 and source is None:
+            large = make_data(tmp / "large", per_class * grow)
+            big = _measure("sardata", large, workers[-1], marks=tmp / "verified-large")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return {"rows": rows, "grown": big, "grow": grow, "remote": note}
+    return {"rows": rows, "grown": big, "grow": grow, "remote": note, "peers": side}
 
 
 def _remote_rows(rows: list[dict[str, Any]], data: Path, workers: tuple[int, ...], tmp: Path) -> str:

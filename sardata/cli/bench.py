@@ -96,46 +96,85 @@ def bench_build_shards_cmd(
 @app.command("loader")
 def bench_loader_cmd(
     per_class: Annotated[int, typer.Option(help="Demo chips per class and split (x8 samples).")] = 64,
-    grow: Annotated[int, typer.Option(help="Factor for the RSS-flatness check.")] = 10,
+    grow: Annotated[int, typer.Option(help="Factor for the RSS-flatness check (0: none).")] = 10,
     workers: Annotated[str, typer.Option(help="Comma list of DataLoader worker counts to time.")] = "0,2",
+    source: Annotated[
+        str, typer.Option(help="Time a source's real files (with --data) instead of demo chips, e.g. sar-acd.")
+    ] = "",
+    data: Annotated[
+        Path | None, typer.Option(help="The --source dataset root (resized to 128 px at the build).")
+    ] = None,
+    peers: Annotated[
+        bool, typer.Option(help="Shuffled, LitData, MDS and random-access rows, disk footprints (missing peers skip).")
+    ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Samples/s and peak RSS: raw files+decode+GR vs stock webdataset vs sardata, with 0 and 2 workers.
 
     With workers, a ``handover`` row times handing the same batches from workers to the main process with nothing
-    read: the ceiling any worker-based loader of these bytes reaches on this machine."""
+    read: the ceiling any worker-based loader of these bytes reaches on this machine. With ``--peers`` (default),
+    LitData and MosaicML Streaming (MDS) rows on the same samples, sequential and shuffled, random access (reads/s)
+    and each format's disk footprint; a peer that cannot be imported is skipped with its reason (the peers install
+    into their own environment: ``make bench-peers-env``)."""
     from sardata.bench.stream import bench_loader
 
     try:
         counts = tuple(int(w) for w in workers.split(","))
     except ValueError:
         raise typer.BadParameter(f"--workers {workers!r}: expected a comma list of integers, e.g. 0,2,4") from None
-    r = bench_loader(per_class=per_class, grow=grow, workers=counts)
+    if bool(source) != (data is not None):
+        raise typer.BadParameter("--source and --data go together (e.g. --source sar-acd --data DIR)")
+    r = bench_loader(per_class=per_class, grow=grow, workers=counts, source=source or None, files=data, peers=peers)
     if as_json:
         typer.echo(json.dumps(r, indent=2))
         return
-    base = {(row["kind"], row["workers"]): row["samples_per_s"] for row in r["rows"]}
+    _print_loader(r, source or "demo chips")
+
+
+def _print_loader(r: dict, what: str) -> None:
     from sardata.bench.stream import EPOCHS, SIZE
 
-    typer.echo(f"{r['rows'][0]['samples']} samples timed over {EPOCHS} epochs (demo chips {SIZE} px, GR in shards)")
-    typer.echo(f"  {'pipeline':<14}{'workers':>8}{'samples/s':>12}{'peak RSS MB':>13}{'vs raw':>9}{'vs wds':>9}")
-    for row in r["rows"]:
-        w = row["workers"]
+    rows = [row for row in r["rows"] if not row["kind"].endswith("-random")]
+    base = {(row["kind"], row["workers"]): row["samples_per_s"] for row in rows}
+    typer.echo(f"{rows[0]['samples']} samples timed over {EPOCHS} epochs ({what} {SIZE} px, GR in shards)")
+    typer.echo(f"  {'pipeline':<21}{'workers':>8}{'samples/s':>12}{'peak RSS MB':>13}{'vs raw':>9}{'vs wds':>9}")
+    for row in rows:
+        w, shuffled = row["workers"], row["kind"].endswith("-shuffled")
+        wds = base.get(("webdataset-shuffled" if shuffled else "webdataset", w))  # shuffled rows: vs shuffled wds
         typer.echo(
-            f"  {row['kind']:<14}{w:>8}{row['samples_per_s']:>12.0f}{row['peak_rss_mb']:>13.0f}"
-            f"{row['samples_per_s'] / base[('raw', w)]:>8.1f}x{row['samples_per_s'] / base[('webdataset', w)]:>8.2f}x"
+            f"  {row['kind']:<21}{w:>8}{row['samples_per_s']:>12.0f}{row['peak_rss_mb']:>13.0f}"
+            f"{row['samples_per_s'] / base[('raw', w)]:>8.1f}x"
+            + (f"{row['samples_per_s'] / wds:>8.2f}x" if wds else "")
         )
-    for w in sorted({row["workers"] for row in r["rows"]}):  # the cost of the default integrity check
+    for w in sorted({row["workers"] for row in rows}):  # the cost of the default integrity check
         if ("sardata-off", w) in base:
             off = base[("sardata-off", w)]
             cold, warm = base[("sardata", w)] / off, base[("sardata-warm", w)] / off
             typer.echo(f"  verify=shard vs verify=off, {w} workers: cold {cold:.2f}x, warm {warm:.2f}x")
+    _print_peers(r)
     g = r["grown"]
-    small = next(row for row in r["rows"] if row["kind"] == "sardata" and row["workers"] == g["workers"])
+    if g is None:
+        return
+    small = next(row for row in rows if row["kind"] == "sardata" and row["workers"] == g["workers"])
     typer.echo(
         f"  sardata on a {r['grow']}x larger dataset ({g['samples']} samples): peak RSS {g['peak_rss_mb']:.0f} MB "
         f"vs {small['peak_rss_mb']:.0f} MB"
     )
+
+
+def _print_peers(r: dict) -> None:
+    """Random-access reads/s, disk footprints and the skipped peers (``sardata.bench.peers``)."""
+    side = r.get("peers")
+    if side is None:
+        return
+    random = {row["kind"].removesuffix("-random"): row for row in r["rows"] if row["kind"].endswith("-random")}
+    for kind, row in random.items():
+        vs = row["samples_per_s"] / random["sardata"]["samples_per_s"]
+        typer.echo(f"  random access, {kind:<9}{row['samples_per_s']:>10.0f} reads/s  {vs:>6.2f}x sardata")
+    for kind, mb in side["footprint_mb"].items():
+        typer.echo(f"  disk footprint, {kind:<11}{mb:>8.1f} MB")
+    for name, reason in side["skipped"].items():
+        typer.echo(f"  {name} rows skipped: {reason}")
 
 
 @app.command("pdw")
