@@ -25,6 +25,7 @@ _SOURCES: dict[str, str] = {
     "sar-acd": "sardata.sources.saracd:SARACD",
     "sar-ship": "sardata.sources.sarship:SARShip",
     "sarsim": "sardata.sources.sarsim:SARSim",
+    "sentinel1": "sardata.sources.sentinel1:Sentinel1",
     "sicd": "sardata.sources.sicd:SICD",
     "ssdd": "sardata.sources.ssdd:SSDD",
 }
