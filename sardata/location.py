@@ -4,6 +4,10 @@ Why a module of its own, below ``manifest`` and ``stream``: both decide whether 
 ``http(s)``/``s3``/``file`` URL (relocating a dataset, resolving a shard), and two hand-written classifiers would
 drift apart — one accepting what the other refuses. Why an allow-list (``data-contract.md`` §6): stock WebDataset
 URLs may be shell commands (``pipe:``); nothing a manifest says is ever executed here.
+
+Extra schemes (``gs``, ``az``, ``hf``, ``memory``... any fsspec protocol) are a decision of the calling program, never
+of data: :func:`trust_schemes` (called by ``ShardCache(schemes=...)``) adds them to this process's allow-list, so a
+card or table may then name them; the bytes still move only through a cache that was given them.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import os
 import re
 import urllib.parse
 import urllib.request
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from sardata.errors import ConfigError, ManifestSchemaError
@@ -21,7 +26,43 @@ ALLOWED_SCHEMES = ("file", "http", "https", "s3")
 REMOTE_SCHEMES = ("http", "https", "s3")
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+_SCHEME_NAME = re.compile(r"^[a-z][a-z0-9+.-]*$")
 _SHELLISH = re.compile(r"[|;`\x00-\x1f\x7f]|\$\(|\$\{|&&")
+NEVER_TRUSTED = ("pipe", "file")  # a command, and local files (read in place, never through a transport)
+_TRUSTED: dict[str, None] = {}  # extra schemes the program trusted in this process (insertion-ordered set)
+
+
+def scheme_names(schemes: Iterable[str]) -> tuple[str, ...]:
+    """``schemes`` lower-cased, each a scheme name that may be trusted (not ``pipe`` or ``file``), else ConfigError."""
+    names = []
+    for scheme in schemes:
+        name = str(scheme).lower()
+        if not _SCHEME_NAME.match(name) or name in NEVER_TRUSTED:
+            raise ConfigError(f"scheme {scheme!r} cannot be trusted (a scheme name such as 'gs', not pipe or file)")
+        names.append(name)
+    return tuple(names)
+
+
+def trust_schemes(schemes: Iterable[str]) -> tuple[str, ...]:
+    """Let locations name these extra schemes in this process; return them lower-cased (:func:`scheme_names`).
+
+    Only code calls this (``ShardCache(schemes=...)`` does, also in each loader worker), never with a string read
+    from a card or a table. The built-in schemes need no call; ``pipe`` and ``file`` cannot be trusted."""
+    names = scheme_names(schemes)
+    for name in names:
+        if name not in REMOTE_SCHEMES:
+            _TRUSTED[name] = None
+    return tuple(names)
+
+
+def trusted_schemes() -> tuple[str, ...]:
+    """The extra schemes this process trusts (:func:`trust_schemes`), besides the built-in ones."""
+    return tuple(_TRUSTED)
+
+
+def _allowed(schemes: Iterable[str] | None) -> tuple[str, ...]:
+    """The built-in schemes plus ``schemes`` (a cache's own), or plus the process's trusted ones when None."""
+    return ALLOWED_SCHEMES + tuple(_TRUSTED if schemes is None else schemes)
 
 
 def url_scheme(location: str) -> str | None:
@@ -34,39 +75,46 @@ def url_scheme(location: str) -> str | None:
     return m.group(1).lower()
 
 
-def is_url(location: str | os.PathLike[str]) -> bool:
-    """Whether ``location`` is a URL (http, https, s3, file) rather than a plain local path.
+def is_url(location: str | os.PathLike[str], schemes: Iterable[str] | None = None) -> bool:
+    """Whether ``location`` is a URL (http, https, s3, file, or an extra scheme: ``schemes``, else those this
+    process trusts) rather than a plain local path.
 
     Only ``scheme://`` counts: ``file:x`` or a ``PathLike`` is a path for relocation purposes."""
     if not isinstance(location, str):
         return False
     scheme = url_scheme(location)
-    return scheme in ALLOWED_SCHEMES and location[len(scheme) + 1 :].startswith("//")
+    return scheme in _allowed(schemes) and location[len(scheme) + 1 :].startswith("//")
 
 
-def check_location(url: str) -> None:
-    """Raise :class:`ConfigError` unless ``url`` is a plain path or an allowed ``file``/``http(s)``/``s3`` URL.
+def check_location(url: str, schemes: Iterable[str] | None = None) -> None:
+    """Raise :class:`ConfigError` unless ``url`` is a plain path, an allowed ``file``/``http(s)``/``s3`` URL or a URL
+    of an extra scheme the program trusted: ``schemes`` (a cache's own), else those of :func:`trust_schemes`.
 
     Why an allow-list: WebDataset treats ``pipe:cmd`` as a shell command, so a manifest naming one would run code
-    on every reader. Shell metacharacters are refused even in otherwise valid locations for the same reason.
+    on every reader. Shell metacharacters are refused even in otherwise valid locations for the same reason, and
+    so is fsspec's chaining syntax (``::``), so that no location can wrap one filesystem in another.
     """
     if not isinstance(url, str) or not url.strip():
         raise ConfigError(f"shard location {url!r} is empty or not a string")
     scheme = url_scheme(url)
-    if scheme is not None and scheme not in ALLOWED_SCHEMES:
+    if scheme is not None and scheme not in _allowed(schemes):
         raise ConfigError(
             f"shard location {url!r}: scheme {scheme + ':'!r} is not allowed; use a relative path, file://, "
-            "http(s):// or s3:// (commands such as pipe: are never run; pass a trusted opener callable instead)"
+            "http(s):// or s3:// (commands such as pipe: are never run); a program reads another fsspec scheme "
+            f"with ShardCache(schemes={{{scheme!r}: {{...storage options}}}}), or with a trusted opener callable "
+            f"and schemes=[{scheme!r}]"
         )
     if _SHELLISH.search(url) or url.startswith("-"):
         raise ConfigError(f"shard location {url!r} contains shell syntax (|, ;, `, $(, &&, control characters)")
     if scheme is None:
         return
     parts = urllib.parse.urlsplit(url)
-    if scheme in REMOTE_SCHEMES and not parts.netloc:
+    if scheme != "file" and not parts.netloc:
         raise ConfigError(f"shard location {url!r} names no host or bucket")
     if scheme == "file" and parts.netloc not in ("", "localhost"):
         raise ConfigError(f"shard location {url!r}: file:// URLs must be local (file:///path)")
+    if "::" in f"{parts.path}?{parts.query}":
+        raise ConfigError(f"shard location {url!r}: '::' (fsspec URL chaining) is not allowed in a location")
 
 
 def _relative(path: str) -> str:
@@ -79,8 +127,9 @@ def _relative(path: str) -> str:
 
 
 def resolve(base: str, path: str) -> str:
-    """Join a dataset location (local dir, file://, http(s)://, s3:// URL) with a relative path from
-    shards.parquet. Rejects any other scheme, notably `pipe:`, and any path leaving the root with ConfigError.
+    """Join a dataset location (local dir, file://, http(s)://, s3:// URL, or a trusted extra scheme) with a
+    relative path from shards.parquet. Rejects any other scheme, notably `pipe:`, and any path leaving the root
+    with ConfigError.
 
     Why: a ``base_url`` override relocates a dataset without rewriting its tables (``data-contract.md`` intro);
     a table naming an absolute location would instead let a served or edited manifest choose any file.
@@ -92,9 +141,9 @@ def resolve(base: str, path: str) -> str:
     if scheme is None:
         return str(resolve_inside(base, rel, "shard path", "shards.parquet"))
     sep = "" if base.endswith("/") else "/"
-    if scheme == "s3":
-        return base + sep + rel  # object keys are taken verbatim by s3fs
-    return base + sep + urllib.parse.quote(rel, safe="/")
+    if scheme in ("file", "http", "https"):
+        return base + sep + urllib.parse.quote(rel, safe="/")
+    return base + sep + rel  # object keys (s3, gs, az, memory...) are taken verbatim by their filesystems
 
 
 def local_file(url: str) -> Path | None:
@@ -109,10 +158,14 @@ def local_file(url: str) -> Path | None:
 
 __all__ = [
     "ALLOWED_SCHEMES",
+    "NEVER_TRUSTED",
     "REMOTE_SCHEMES",
     "check_location",
     "is_url",
     "local_file",
     "resolve",
+    "scheme_names",
+    "trust_schemes",
+    "trusted_schemes",
     "url_scheme",
 ]

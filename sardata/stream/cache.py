@@ -11,8 +11,9 @@ partial downloads are left behind and size limits are ignored or deadlock. Here:
 * several processes may share one cache without locks: renames are atomic and every copy of a name holds the
   same verified bytes, so a duplicate download is only wasted work.
 
-Locations pass the allow-list of :mod:`sardata.location`; the bytes move through :mod:`sardata.stream.transport`
-(or a trusted ``opener`` callable, never taken from a manifest).
+Locations pass the allow-list of :mod:`sardata.location` (plus the extra fsspec schemes this cache was given by
+the program, never by a manifest); the bytes move through :mod:`sardata.stream.transport` (fsspec) or a trusted
+``opener`` callable.
 """
 
 from __future__ import annotations
@@ -23,27 +24,26 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
 from sardata.atomic import fsync_dir, sha256_file
 from sardata.errors import ConfigError, SardataError, ShardIntegrityError
-from sardata.location import check_location, local_file, url_scheme
+from sardata.location import REMOTE_SCHEMES, check_location, local_file, scheme_names, trust_schemes
 from sardata.stream.temps import remove_dead_temps, temp_path
 from sardata.stream.transport import (
     CHUNK,
-    TRANSIENT,
+    Filesystems,
     Opener,
-    http_open,
-    http_range,
+    import_fsspec,
     is_permanent,
-    new_s3fs,
     read_exact,
     read_local,
-    s3_path,
-    s3_settings,
+    transient,
 )
+
+Schemes = Mapping[str, Mapping[str, Any]] | Iterable[str]  # extra scheme names, or names -> fsspec storage options
 
 CACHE_ENV = "SARDATA_CACHE"
 
@@ -65,8 +65,13 @@ class ShardCache:
         limit_bytes: size limit of the cached shards (None = unlimited).
         retries: tries per shard or range before :class:`ShardIntegrityError`.
         backoff_s: sleep before the second try, doubled for each further try.
-        opener: trusted callable ``url -> binary file-like`` used for every remote URL instead of urllib/s3fs
-            (never taken from a manifest). It must be picklable if the cache is sent to loader workers.
+        opener: trusted callable ``url -> binary file-like`` used for every remote URL instead of fsspec (never
+            taken from a manifest). It must be picklable if the cache is sent to loader workers.
+        schemes: extra schemes this cache reads, e.g. ``{"gs": {"token": "anon"}}`` or ``["memory"]``: fsspec
+            protocols with their storage options (through fsspec), or the schemes ``opener`` serves. Built-in
+            ``http``/``https``/``s3`` may be listed to give storage options (``{"s3": {"profile": "lab"}}``). The
+            extra names are trusted in this process (:func:`sardata.location.trust_schemes`) so that a card or
+            ``base_url`` may name them; nothing read from data can add one.
     """
 
     def __init__(
@@ -76,6 +81,7 @@ class ShardCache:
         retries: int = 3,
         backoff_s: float = 0.2,
         opener: Opener | None = None,
+        schemes: Schemes | None = None,
     ) -> None:
         if retries < 1:
             raise ConfigError(f"cache retries must be >= 1, got {retries}")
@@ -85,21 +91,23 @@ class ShardCache:
         self.dir = Path(cache_dir or default).expanduser()
         self.dir.mkdir(parents=True, exist_ok=True)
         self.limit_bytes, self.retries, self.backoff_s, self.opener = limit_bytes, retries, backoff_s, opener
+        self.schemes = _check_schemes(schemes, opener)
         self._init_process_state()
         self.removed_temps = remove_dead_temps(self.dir)
         with self._lock:
             self._evict(0, keep=None, strict=False)  # a lowered limit applies at once
 
     def _init_process_state(self) -> None:
-        """State that belongs to one process: pins, hashes verified here, the lock and the S3 client."""
+        """State that belongs to one process: pins, hashes verified here, the lock and the fsspec clients; the
+        extra schemes are trusted again (a spawned loader worker starts with none)."""
+        trust_schemes(self.schemes)
         self._lock = threading.RLock()
         self._pins: dict[str, int] = {}
         self._verified: set[str] = set()
-        self._fs: Any = None
-        self._fs_key: tuple[str | None, bool] | None = None
+        self._fs = Filesystems(self.schemes)
 
     def __getstate__(self) -> dict[str, Any]:
-        keep = ("dir", "limit_bytes", "retries", "backoff_s", "opener", "removed_temps")
+        keep = ("dir", "limit_bytes", "retries", "backoff_s", "opener", "schemes", "removed_temps")
         return {k: self.__dict__[k] for k in keep}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -133,6 +141,11 @@ class ShardCache:
                 self._pins[sha] = n
 
     # ------------------------------------------------------------------ whole shards
+    def check(self, url: str) -> None:
+        """Raise :class:`ConfigError` unless this cache may read ``url``: the built-in allow-list plus its own
+        ``schemes`` (not those other caches of the process were given)."""
+        check_location(url, self.schemes)
+
     def local_path(self, url: str, sha256: str, nbytes: int) -> Path:
         """A local file holding the shard: the file itself for local locations, else a verified cached copy.
 
@@ -140,7 +153,7 @@ class ShardCache:
             ConfigError: disallowed location, bad hash string, or a shard the limit cannot hold.
             ShardIntegrityError: a local shard of the wrong size, or no matching bytes after ``retries`` tries.
         """
-        check_location(url)
+        self.check(url)
         local = local_file(url)
         if local is not None:
             return self._in_place(local, nbytes)
@@ -190,7 +203,7 @@ class ShardCache:
                 actual = self._download(url, sha, nbytes)
             except SardataError:
                 raise
-            except TRANSIENT as exc:
+            except transient() as exc:
                 if is_permanent(exc):
                     raise ShardIntegrityError(f"{url}: cannot fetch shard: {type(exc).__name__}: {exc}") from exc
                 error = exc
@@ -211,7 +224,7 @@ class ShardCache:
         tmp = temp_path(self.dir, sha)
         digest, size = hashlib.sha256(), 0
         try:
-            with self.open_url(url) as src, open(tmp, "wb") as dst:
+            with self.open_url(url, nbytes) as src, open(tmp, "wb") as dst:
                 while size <= nbytes and (block := src.read(min(CHUNK, nbytes + 1 - size))):
                     digest.update(block)
                     dst.write(block)
@@ -228,20 +241,14 @@ class ShardCache:
                 tmp.unlink()
 
     @contextlib.contextmanager
-    def open_url(self, url: str) -> Iterator[IO[bytes]]:
-        """A readable stream of the whole object (trusted opener, HTTP GET or S3 GET).
+    def open_url(self, url: str, size: int | None = None) -> Iterator[IO[bytes]]:
+        """A readable stream of the whole remote object (trusted opener, else fsspec: one HTTP GET, S3 GET...);
+        ``size``, when known, spares HTTP a HEAD request. The location must pass :meth:`check`.
 
         Why public: fetching a served manifest (:mod:`sardata.stream.locate`) uses the same allow-listed
         transports as the shards."""
-        if self.opener is not None:
-            fh = self.opener(url)
-        elif url_scheme(url) == "s3":
-            fh = self._s3().open(s3_path(url), "rb", block_size=8 * CHUNK)
-        else:
-            fh = http_open(url)
-            if fh.status != 200:
-                fh.close()
-                raise ShardIntegrityError(f"{url}: HTTP {fh.status} instead of 200 for a whole-shard GET")
+        self.check(url)
+        fh = self.opener(url) if self.opener is not None else self._fs.open(url, size)
         try:
             yield fh
         finally:
@@ -254,7 +261,7 @@ class ShardCache:
         Why: map-style access (``data-contract.md`` §5.8) reads one sample without fetching its whole shard.
         Short reads (truncated shard, wrong index) raise :class:`ShardIntegrityError` after the retries.
         """
-        check_location(url)
+        self.check(url)
         if offset < 0 or size < 0:
             raise ConfigError(f"{url}: invalid byte range offset={offset} size={size}")
         if size == 0:
@@ -270,7 +277,7 @@ class ShardCache:
                 data = self._remote_range(url, offset, size)
             except SardataError:
                 raise
-            except TRANSIENT as exc:
+            except transient() as exc:
                 if is_permanent(exc):
                     raise ShardIntegrityError(
                         f"{url}: range {offset}+{size} failed: {type(exc).__name__}: {exc}"
@@ -283,7 +290,7 @@ class ShardCache:
         raise ShardIntegrityError(f"{url}: range {offset}+{size} failed after {self.retries} tries: {error}")
 
     def _remote_range(self, url: str, offset: int, size: int) -> bytes:
-        """One ranged read through the trusted opener, S3 or HTTP; the retries are :meth:`read_range`'s."""
+        """One ranged read through the trusted opener or fsspec; the retries are :meth:`read_range`'s."""
         if self.opener is not None:
             with contextlib.closing(self.opener(url)) as fh:
                 if fh.seekable():
@@ -291,17 +298,9 @@ class ShardCache:
                 else:
                     read_exact(fh, offset)
                 return read_exact(fh, size)
-        if url_scheme(url) == "s3":
-            return self._s3().cat_file(s3_path(url), start=offset, end=offset + size)
-        return http_range(url, offset, size)
+        return self._fs.read_range(url, offset, size)
 
     # ------------------------------------------------------------------ internals
-    def _s3(self) -> Any:
-        """The s3fs filesystem for the current endpoint settings (created lazily, once per process)."""
-        key = s3_settings()
-        if self._fs is None or self._fs_key != key:
-            self._fs, self._fs_key = new_s3fs(key), key
-        return self._fs
 
     def _entries(self) -> list[tuple[int, int, str]]:
         """(last use in ns, size, name) of every cached shard; temp files and foreign files are ignored."""
@@ -338,6 +337,26 @@ class ShardCache:
                 f"{total} bytes are pinned (read-ahead window) or in use; raise cache_limit_bytes or shrink "
                 "the read-ahead window"
             )
+
+
+def _check_schemes(schemes: Schemes | None, opener: Opener | None) -> dict[str, dict[str, Any]]:
+    """``schemes`` as {name: storage options}, each name one that may be trusted (:func:`scheme_names`) and,
+    without an opener, one that fsspec knows (its implementation, e.g. gcsfs, is only imported on first use).
+    Nothing is trusted here: :meth:`ShardCache._init_process_state` does it once all names passed."""
+    if schemes is None:
+        return {}
+    if isinstance(schemes, str):
+        schemes = [schemes]
+    items = schemes.items() if isinstance(schemes, Mapping) else ((name, {}) for name in schemes)
+    out = {name: dict(opts or {}) for name, opts in items}
+    names = scheme_names(out)
+    out = {name: out[raw] for name, raw in zip(names, out, strict=True)}
+    extra = sorted(set(out) - set(REMOTE_SCHEMES))
+    if opener is None and extra:
+        unknown = sorted(set(extra) - set(import_fsspec("/".join(extra)).available_protocols()))
+        if unknown:
+            raise ConfigError(f"schemes {unknown}: not fsspec protocols; pass an opener that serves them")
+    return out
 
 
 def _touch(path: Path) -> None:

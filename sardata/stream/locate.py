@@ -8,7 +8,8 @@ this precedence, highest first:
 2. the card's ``base_url`` (a URL, or a local path — a relative one is relative to the card's directory);
 3. the card's own location: the directory holding ``dataset.json``, local or a URL.
 
-A dataset whose card is itself a URL (``http(s)://host/ds``, ``s3://bucket/ds``) is opened by downloading
+A dataset whose card is itself a URL (``http(s)://host/ds``, ``s3://bucket/ds``, or a scheme the cache was given,
+``memory://ds``, ``gs://bucket/ds``) is opened by downloading
 ``dataset.json`` and the tables it names into ``<cache>/manifests/<card sha256>/``; each table must match the
 sha256 recorded in the card (the card is the root of trust) before it is used.
 """
@@ -16,11 +17,11 @@ sha256 recorded in the card (the card is the root of trust) before it is used.
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import os
 import re
 import urllib.parse
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from sardata.location import check_location, is_url
 from sardata.manifest.io import CARD_NAME, read_card
 from sardata.safepath import check_relpath, resolve_inside
 from sardata.stream.cache import ShardCache
+from sardata.stream.transport import transient
 
 BASE_KEY = "base_url"
 
@@ -41,18 +43,20 @@ def _join(root: str, rel: str) -> str:
     return str((Path(root) / rel).resolve())
 
 
-def card_base(card: dict[str, Any], root: str | os.PathLike[str]) -> str | None:
+def card_base(card: dict[str, Any], root: str | os.PathLike[str], schemes: Iterable[str] | None = None) -> str | None:
     """The card's ``base_url`` made absolute (relative paths are relative to ``root``), or None when unset.
+    ``schemes``: the extra schemes the reading cache was given (None: those the process trusts).
 
     Raises:
-        ConfigError: the card names a location outside the allow-list (``pipe:``, ``gs://``, shell syntax...).
+        ConfigError: the card names a location outside the allow-list (``pipe:``, ``gs://`` unless trusted, shell
+            syntax...).
     """
     base = card.get(BASE_KEY)
     if not base:
         return None
     base = str(base)
-    check_location(base)  # a card naming pipe: or another scheme is refused, never run
-    if is_url(base) or os.path.isabs(base):
+    check_location(base, schemes)  # a card naming pipe: or an untrusted scheme is refused, never run
+    if is_url(base, schemes) or os.path.isabs(base):
         return base
     return _join(str(root), base)
 
@@ -63,22 +67,25 @@ def locate(
     """Resolve a dataset location into (local manifest directory, shard base or None for "next to the card",
     cache). ``root`` may be a URL: its manifests are fetched through ``cache`` (a default
     :class:`~sardata.stream.cache.ShardCache` when None). A remote shard base also gets a default cache."""
-    if is_url(str(root)) and not str(root).lower().startswith("file://"):
+    schemes = getattr(cache, "schemes", None)
+    if "://" in str(root):
+        check_location(str(root), schemes)  # gs://... without a cache given gs: the refusal, not "no such file"
+    if is_url(str(root), schemes) and not str(root).lower().startswith("file://"):
         cache = cache if cache is not None else ShardCache()
         local = fetch_manifest(str(root), cache)
         card = read_card(local)
-        served = card_base(card, str(root))
-        if served is not None and (not is_url(served) or served.lower().startswith("file:")):
+        served = card_base(card, str(root), cache.schemes)
+        if served is not None and (not is_url(served, cache.schemes) or served.lower().startswith("file:")):
             raise ManifestSchemaError(
                 f"{root}/{CARD_NAME}: base_url {card.get(BASE_KEY)!r} names a local location; a served card may "
-                "only point at http(s):// or s3:// shards (pass base_url= yourself to read local copies)"
+                "only point at remote shards (pass base_url= yourself to read local copies)"
             )
         base = base_url or served or str(root).rstrip("/")
     else:
         local = Path(urllib.parse.urlsplit(str(root)).path) if str(root).lower().startswith("file://") else Path(root)
         card = read_card(local)
-        base = base_url or card_base(card, local)
-    if base is not None and is_url(base) and not base.lower().startswith("file://") and cache is None:
+        base = base_url or card_base(card, local, schemes)
+    if base is not None and is_url(base, schemes) and not base.lower().startswith("file://") and cache is None:
         cache = ShardCache()
     return local, base, cache
 
@@ -132,11 +139,11 @@ def _checked_tables(card: Any, where: str) -> list[tuple[str, dict[str, Any]]]:
 
 
 def _get(cache: Any, url: str) -> bytes:
-    """One whole object (HTTP GET / S3 GET) through the cache's transports; errors name the URL."""
+    """One whole object (HTTP GET / S3 GET...) through the cache's transports; errors name the URL."""
     try:
-        with cache.open_url(url) as fh:  # the cache's allow-listed transports (urllib / s3fs / trusted opener)
+        with cache.open_url(url) as fh:  # the cache's allow-listed transports (fsspec / trusted opener)
             return fh.read()
-    except (OSError, ValueError, http.client.HTTPException) as exc:
+    except (*transient(), ValueError) as exc:
         raise ManifestSchemaError(f"{url}: cannot fetch ({type(exc).__name__}: {exc}); is the dataset there?") from exc
 
 

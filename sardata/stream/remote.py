@@ -4,17 +4,19 @@ callers have always imported from here, gathered from the modules that now hold 
 Why a gathering module: ``from sardata.stream.remote import ShardCache`` is documented (README) and used by
 callers; the code itself lives by concern —
 
-* :mod:`sardata.location`: the allow-list of locations (relative paths, ``file://``, ``http(s)://``, ``s3://``;
-  nothing a manifest says is ever executed) and how a relative shard path joins a dataset location;
+* :mod:`sardata.location`: the allow-list of locations (relative paths, ``file://``, ``http(s)://``, ``s3://``,
+  plus the fsspec schemes a program trusts; nothing a manifest says is ever executed) and how a relative shard
+  path joins a dataset location;
 * :mod:`sardata.stream.cache`: :class:`ShardCache`, verified copies named by sha256 with an LRU limit and pins;
-* :mod:`sardata.stream.transport`: HTTP(S) and S3 byte transports (endpoint and credential settings there);
+* :mod:`sardata.stream.transport`: the byte transports, all through fsspec (S3 endpoint and credential settings
+  there);
 * :mod:`sardata.stream.temps`: naming and cleanup of the temp files of downloads.
 """
 
 from __future__ import annotations
 
 from sardata.atomic import TMP_PREFIX
-from sardata.location import ALLOWED_SCHEMES, REMOTE_SCHEMES, check_location, local_file, resolve
+from sardata.location import ALLOWED_SCHEMES, REMOTE_SCHEMES, check_location, local_file, resolve, trust_schemes
 from sardata.stream.cache import CACHE_ENV, ShardCache
 from sardata.stream.temps import STALE_TEMP_S, remove_dead_temps
 from sardata.stream.transport import CHUNK, HTTP_TIMEOUT_S, S3_ANON_ENV, S3_ENDPOINT_ENV, Opener
@@ -35,4 +37,5 @@ __all__ = [
     "local_file",
     "remove_dead_temps",
     "resolve",
+    "trust_schemes",
 ]

@@ -1,13 +1,20 @@
-"""The byte transports behind :class:`~sardata.stream.cache.ShardCache`: HTTP(S) through urllib, S3 through s3fs,
+"""The byte transports behind :class:`~sardata.stream.cache.ShardCache`: every remote scheme through fsspec
+(HTTP(S) with aiohttp, S3 with s3fs, and the extra schemes a program trusts: ``gs``, ``az``, ``hf``, ``memory``...),
 local files by seek — and which of their errors another try can fix.
 
-Why apart from the cache: the cache decides *what* bytes are trusted (sha256, size, LRU); this module only moves
-them, so a new transport never touches the verification logic.
+Why apart from the cache: the cache decides *what* bytes are trusted (allow-list, sha256, size, LRU); this module
+only moves them, so a new transport never touches the verification logic.
 
-S3 (optional extra ``pip install sardata[remote]``) goes through ``s3fs``. The endpoint comes from
-``SARDATA_S3_ENDPOINT_URL`` when set (MinIO, SeaweedFS, Ceph...), otherwise from botocore's own configuration
+Why fsspec: one interface (``open`` for a whole object, ``cat_file(path, start, end)`` for a byte range) for every
+store, so adding a scheme is a name and its storage options, not a new transport. Locations are handed to the
+filesystem of their (allow-listed) scheme directly, never to ``fsspec.open``/``url_to_fs``, so no location can
+chain filesystems (``simplecache::``, ``zip://…::``) or pick one by itself.
+
+Needs the optional extra ``pip install sardata[remote]`` (fsspec, s3fs and its aiohttp). S3: the endpoint comes
+from ``SARDATA_S3_ENDPOINT_URL`` when set (MinIO, SeaweedFS, Ceph...), otherwise from botocore's own configuration
 (``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL``, profiles); credentials follow botocore's usual chain, and
-``SARDATA_S3_ANON=1`` requests anonymous access to public buckets.
+``SARDATA_S3_ANON=1`` requests anonymous access to public buckets. HTTP: sardata's User-Agent, a 60 s connect and
+read timeout, proxies from the environment (as urllib did), redirects followed between http and https only.
 """
 
 from __future__ import annotations
@@ -15,10 +22,8 @@ from __future__ import annotations
 import errno
 import http.client
 import os
-import urllib.error
-import urllib.parse
-import urllib.request
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -31,35 +36,32 @@ S3_ANON_ENV = "SARDATA_S3_ANON"
 HTTP_TIMEOUT_S = 60.0
 CHUNK = 1 << 20
 TRANSIENT = (OSError, http.client.HTTPException)  # what a transport raises; is_permanent() tells which to retry
+REMOTE_EXTRA = "pip install 'sardata[remote]'"
+
+_AIOHTTP_PERMANENT = ("RedirectClientError", "NonHttpUrlClientError", "TooManyRedirects", "InvalidURL")
 
 Opener = Callable[[str], IO[bytes]]
 S3Key = tuple[str | None, bool]  # (endpoint URL or None, anonymous): the settings an s3fs client was made for
 
 
-class _HttpRedirect(urllib.request.HTTPRedirectHandler):
-    """Follow redirects between http and https only (urllib would also follow ftp)."""
-
-    def redirect_request(
-        self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any, newurl: str
-    ) -> urllib.request.Request | None:
-        if url_scheme(newurl) not in ("http", "https"):
-            raise ShardIntegrityError(f"{req.full_url}: redirect to {newurl!r} refused (only http/https)")
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
+def transient() -> tuple[type[BaseException], ...]:
+    """The errors a transport may raise: :data:`TRANSIENT`, plus aiohttp's once it is loaded (its disconnects and
+    payload errors are not ``OSError``); :func:`is_permanent` tells which of them another try cannot fix."""
+    aiohttp = sys.modules.get("aiohttp")
+    return (*TRANSIENT, aiohttp.ClientError) if aiohttp is not None else TRANSIENT
 
 
-_HTTP = urllib.request.build_opener(_HttpRedirect())
-
-
-def http_open(url: str, headers: dict[str, str] | None = None) -> Any:
-    """A GET response for ``url`` with sardata's User-Agent and timeout; redirects stay on http(s)."""
-    request = urllib.request.Request(url, headers={"User-Agent": f"sardata/{__version__}", **(headers or {})})
-    return _HTTP.open(request, timeout=HTTP_TIMEOUT_S)
-
-
-def s3_path(url: str) -> str:
-    """``s3://bucket/key`` as the ``bucket/key`` path s3fs expects."""
-    parts = urllib.parse.urlsplit(url)
-    return f"{parts.netloc}/{parts.path.lstrip('/')}"
+def is_permanent(exc: BaseException) -> bool:
+    """Errors that another try cannot fix (missing object, denied, client errors other than timeouts, bad URLs,
+    redirects off http(s) or in a loop)."""
+    if any(c.__module__.startswith("aiohttp") and c.__name__ in _AIOHTTP_PERMANENT for c in type(exc).__mro__):
+        return True
+    status = getattr(exc, "status", None) if type(exc).__module__.startswith("aiohttp") else None
+    if isinstance(status, int):  # aiohttp.ClientResponseError: an HTTP status other than 404
+        return 400 <= status < 500 and status not in (408, 429)
+    if isinstance(exc, OSError) and exc.errno == errno.EINVAL:  # s3fs: InvalidRange (416) and other bad requests
+        return True
+    return isinstance(exc, (FileNotFoundError, PermissionError, ValueError))  # ValueError: aiohttp.InvalidURL
 
 
 def import_s3fs() -> Any:
@@ -67,8 +69,17 @@ def import_s3fs() -> Any:
     try:
         import s3fs
     except ImportError as exc:
-        raise DependencyNotFoundError("s3:// shards need fsspec and s3fs: pip install 'sardata[remote]'") from exc
+        raise DependencyNotFoundError(f"s3:// shards need fsspec and s3fs: {REMOTE_EXTRA}") from exc
     return s3fs
+
+
+def import_fsspec(scheme: str) -> Any:
+    """The optional ``fsspec`` module, or a :class:`DependencyNotFoundError` naming the extra to install."""
+    try:
+        import fsspec
+    except ImportError as exc:
+        raise DependencyNotFoundError(f"{scheme}:// locations need fsspec: {REMOTE_EXTRA}") from exc
+    return fsspec
 
 
 def s3_settings() -> S3Key:
@@ -76,13 +87,86 @@ def s3_settings() -> S3Key:
     return os.environ.get(S3_ENDPOINT_ENV) or None, os.environ.get(S3_ANON_ENV, "") in ("1", "true", "yes")
 
 
-def new_s3fs(key: S3Key) -> Any:
-    """An s3fs filesystem for ``key`` (never s3fs' instance cache: settings may change between calls)."""
+def new_s3fs(key: S3Key, options: Mapping[str, Any] | None = None) -> Any:
+    """An s3fs filesystem for ``key`` (never s3fs' instance cache: settings may change between calls); ``options``
+    (a program's storage options for ``s3``) override the environment's."""
     s3fs = import_s3fs()
-    kwargs: dict[str, Any] = {"anon": key[1], "skip_instance_cache": True}
+    kwargs: dict[str, Any] = {"anon": key[1]}
     if key[0]:
         kwargs["endpoint_url"] = key[0]
-    return s3fs.S3FileSystem(**kwargs)
+    return s3fs.S3FileSystem(**(kwargs | dict(options or {}) | {"skip_instance_cache": True}))
+
+
+def new_httpfs(options: Mapping[str, Any] | None = None) -> Any:
+    """fsspec's HTTP filesystem with sardata's User-Agent, timeouts and the environment's proxies."""
+    fsspec = import_fsspec("http(s)")
+    try:
+        import aiohttp
+    except ImportError as exc:
+        raise DependencyNotFoundError(f"http(s):// locations need fsspec and aiohttp: {REMOTE_EXTRA}") from exc
+    timeout = aiohttp.ClientTimeout(sock_connect=HTTP_TIMEOUT_S, sock_read=HTTP_TIMEOUT_S)
+    client = {"headers": {"User-Agent": f"sardata/{__version__}"}, "timeout": timeout, "trust_env": True}
+    opts = dict(options or {})
+    opts["client_kwargs"] = client | dict(opts.get("client_kwargs") or {})
+    return fsspec.filesystem("http", skip_instance_cache=True, **opts)
+
+
+def new_fs(scheme: str, options: Mapping[str, Any] | None = None) -> Any:
+    """The fsspec filesystem of an extra (trusted) scheme; a missing implementation names what to install."""
+    fsspec = import_fsspec(scheme)
+    try:
+        return fsspec.filesystem(scheme, skip_instance_cache=True, **dict(options or {}))
+    except ImportError as exc:  # fsspec's message names the package (gcsfs, adlfs, huggingface_hub...)
+        raise DependencyNotFoundError(f"{scheme}:// locations: {exc}") from exc
+
+
+class Filesystems:
+    """The fsspec filesystem of each scheme, made on first use in each process with its storage options.
+
+    Why per process: fsspec's async filesystems (HTTP, S3) belong to the event loop of the process that made them
+    and refuse to run in a forked DataLoader worker. Why S3 is keyed by its settings too: the endpoint and
+    anonymity come from the environment, which may change between calls."""
+
+    def __init__(self, options: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        self.options = {k: dict(v) for k, v in (options or {}).items()}
+        self._made: dict[tuple, Any] = {}
+
+    def get(self, scheme: str) -> Any:
+        """The filesystem for ``scheme`` (an allow-listed name; the caller has checked the location)."""
+        settings = s3_settings() if scheme == "s3" else None
+        key = (os.getpid(), scheme, settings)
+        fs = self._made.get(key)
+        if fs is None:
+            opts = self.options.get(scheme)
+            if scheme == "s3":
+                fs = new_s3fs(settings, opts)
+            elif scheme in ("http", "https"):
+                fs = new_httpfs(opts)
+            else:
+                fs = new_fs(scheme, opts)
+            for old in [k for k in self._made if k[:2] == key[:2]]:  # this process's client for older settings
+                del self._made[old]
+            self._made[key] = fs  # a parent's clients stay untouched: closing them here would close its sockets
+        return fs
+
+    def open(self, url: str, size: int | None = None) -> IO[bytes]:
+        """A readable stream of the whole object at ``url``: one streaming GET over HTTP (no HEAD when ``size`` is
+        known), 8 MB ranged reads on S3, the store's own reader elsewhere."""
+        scheme = url_scheme(url) or ""
+        fs = self.get(scheme)
+        if scheme in ("http", "https"):
+            return fs.open(url, "rb", block_size=0, size=size)  # block_size=0: a plain stream, never a Range
+        return fs.open(url, "rb", block_size=8 * CHUNK)
+
+    def read_range(self, url: str, offset: int, size: int) -> bytes:
+        """``size`` bytes at ``offset`` in one request (``Range: bytes=a-b`` over HTTP, a ranged GET on S3)."""
+        data = self.get(url_scheme(url) or "").cat_file(url, start=offset, end=offset + size)
+        if len(data) > size:  # a server that ignores Range answers the whole object
+            raise ShardIntegrityError(
+                f"{url}: asked for bytes {offset}-{offset + size - 1}, the server sent {len(data)} bytes; map-style "
+                "access needs a server with range support (or use the cache for whole shards)"
+            )
+        return data
 
 
 def read_exact(fh: IO[bytes], size: int) -> bytes:
@@ -92,15 +176,6 @@ def read_exact(fh: IO[bytes], size: int) -> bytes:
         parts.append(block)
         got += len(block)
     return b"".join(parts)
-
-
-def is_permanent(exc: BaseException) -> bool:
-    """Errors that another try cannot fix (missing object, denied, client errors other than timeouts)."""
-    if isinstance(exc, urllib.error.HTTPError):
-        return 400 <= exc.code < 500 and exc.code not in (408, 429)
-    if isinstance(exc, OSError) and exc.errno == errno.EINVAL:  # s3fs: InvalidRange (416) and other bad requests
-        return True
-    return isinstance(exc, (FileNotFoundError, PermissionError))
 
 
 def read_local(path: Path, offset: int, size: int) -> bytes:
@@ -116,35 +191,23 @@ def read_local(path: Path, offset: int, size: int) -> bytes:
     return data
 
 
-def http_range(url: str, offset: int, size: int) -> bytes:
-    """One ``Range: bytes=a-b`` GET; a server that answers 200 (ignoring Range) or another range is an error."""
-    end = offset + size - 1
-    with http_open(url, {"Range": f"bytes={offset}-{end}"}) as resp:
-        if resp.status != 206:
-            raise ShardIntegrityError(
-                f"{url}: server answered HTTP {resp.status} to a Range request; map-style access needs a server "
-                "with range support (or use the cache for whole shards)"
-            )
-        content_range = resp.headers.get("Content-Range", "")
-        if not content_range.startswith(f"bytes {offset}-"):
-            raise ShardIntegrityError(f"{url}: asked for bytes {offset}-{end}, got Content-Range {content_range!r}")
-        return read_exact(resp, size)
-
-
 __all__ = [
     "CHUNK",
     "HTTP_TIMEOUT_S",
+    "REMOTE_EXTRA",
     "S3_ANON_ENV",
     "S3_ENDPOINT_ENV",
     "TRANSIENT",
+    "Filesystems",
     "Opener",
-    "http_open",
-    "http_range",
+    "import_fsspec",
     "import_s3fs",
     "is_permanent",
+    "new_fs",
+    "new_httpfs",
     "new_s3fs",
     "read_exact",
     "read_local",
-    "s3_path",
     "s3_settings",
+    "transient",
 ]
