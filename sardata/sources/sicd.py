@@ -180,10 +180,14 @@ def _open(unit: FileUnit) -> tuple[Any, Any]:
         reason = "not_sicd" if "SICD" in str(exc) or "data extension" in str(exc) else "undecodable"
         raise RejectFile(reason, f"sarpy cannot read the NITF/SICD header: {str(exc)[:300]}") from exc
     meta = details.sicd_meta
-    _check_sizes(meta, details)
     try:
+        _check_sizes(meta, details)
         return meta, SICDReader(details)
+    except RejectFile:
+        details.close()
+        raise
     except Exception as exc:  # noqa: BLE001
+        details.close()
         raise RejectFile("undecodable", f"sarpy cannot open the image: {str(exc)[:300]}") from exc
 
 
