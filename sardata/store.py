@@ -103,8 +103,11 @@ class PackWriter:
     renames the pack into place under a name derived from its inputs. Leaving the ``with`` block without
     committing deletes the temp files."""
 
-    def __init__(self, out: Path, fingerprint: str, samples: pa.Schema, sources: pa.Schema) -> None:
+    def __init__(
+        self, out: Path, fingerprint: str, samples: pa.Schema, sources: pa.Schema, arrays: bool = True
+    ) -> None:
         (out / UNITS).mkdir(parents=True, exist_ok=True)
+        self._keep = arrays  # False: rows only (sizes and checksums recorded, the bytes dropped: one-pass builds)
         self.out, self._fingerprint = out, fingerprint
         self._schema, self._sources_schema = pa.unify_schemas([samples, LOCATION]), sources
         self._tmp = out / UNITS / f"{TMP_PREFIX}{os.getpid()}-{next(_SEQ)}{PACK_SUFFIX}"
@@ -129,7 +132,8 @@ class PackWriter:
         for pieces in encoded:
             sizes.append(sum(memoryview(p).nbytes for p in pieces))
             for piece in pieces:
-                self._buf += piece
+                if self._keep:
+                    self._buf += piece
                 h.update(piece)
         self.nbytes += sum(sizes)
         if len(self._buf) >= WRITE_BYTES:

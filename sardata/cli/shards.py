@@ -7,12 +7,23 @@ from typing import Annotated, Any
 
 import typer
 
-from sardata.cli._options import Workers, progress_bar
+from sardata.cli._options import SourceOpts, Workers, parse_kv, progress_bar
 
 #: command options that are not BuildConfig fields (they say how to run, not what to build)
-RUN_OPTIONS = ("ingest_dirs", "out", "workers", "overwrite", "engine")
+RUN_OPTIONS = ("ingest_dirs", "out", "workers", "overwrite", "engine", "from_source", "option", "max_errors")
 #: command option → BuildConfig field, where the names differ
 RENAMED = {"shard_size": "max_shard_bytes", "max_count": "max_shard_samples"}
+
+
+FromSource = Annotated[
+    str | None,
+    typer.Option(
+        "--from-source",
+        help="Read this source's files (the argument is its root folder) straight into shards, without an ingest "
+        "store: same bytes as ingest + build-shards, each input decoded twice.",
+    ),
+]
+MaxErrors = Annotated[int | None, typer.Option(help="With --from-source: stop once this many files are rejected.")]
 
 
 def build_config(options: dict[str, Any]) -> Any:
@@ -30,7 +41,9 @@ def build_config(options: dict[str, Any]) -> Any:
 
 def build_shards_cmd(
     ctx: typer.Context,
-    ingest_dirs: Annotated[list[Path], typer.Argument(help="Ingest output directories.")],
+    ingest_dirs: Annotated[
+        list[Path], typer.Argument(help="Ingest output directories (with --from-source: the source's root folder).")
+    ],
     out: Annotated[Path, typer.Option("--out", "-O", help="Dataset directory to write.")],
     where: Annotated[
         str | None, typer.Option(help="Row filter on manifest columns, e.g. \"label_name != 'A320321'\".")
@@ -67,16 +80,44 @@ def build_shards_cmd(
     engine: Annotated[
         str, typer.Option(help="local (process pool) | ray (Ray Data; RAY_ADDRESS or a local instance).")
     ] = "local",
+    from_source: FromSource = None,
+    option: SourceOpts = None,
+    max_errors: MaxErrors = None,
 ) -> None:
     """Write byte-reproducible WebDataset shards + Parquet index (+ splits and views) from ingest outputs."""
-    from sardata.shards.build import build_shards
-
-    cfg = build_config(ctx.params)
-    progress, bar = progress_bar("build-shards", unit="shard")
-    try:
-        r = build_shards(ingest_dirs, out, cfg, workers=workers, overwrite=overwrite, progress=progress, engine=engine)
-    finally:
-        bar.close()
+    r = _run(ingest_dirs, out, build_config(ctx.params), workers, overwrite, engine, from_source, option, max_errors)
     splits = ", ".join(f"{k} {v}" for k, v in r.splits.items())
     reused = f", {r.reused_shards} reused" if r.reused_shards else ""
     typer.echo(f"{out}: {r.samples} samples in {r.shards} shards, {r.bytes / 1e6:.1f} MB ({splits}{reused})")
+
+
+def _run(paths: list[Path], out: Path, cfg: Any, workers: int, overwrite: bool, engine: str, from_source: str | None,
+         option: list[str] | None, max_errors: int | None) -> Any:  # fmt: skip
+    """Build from ingest outputs, or with ``--from-source`` from a source's files."""
+    progress, bar = progress_bar("build-shards", unit="input" if from_source else "shard")
+    try:
+        if from_source is not None:
+            return _from_source(from_source, paths, out, cfg, option, workers, overwrite, progress, engine, max_errors)
+        if option or max_errors is not None:
+            raise typer.BadParameter("-o/--option and --max-errors apply to --from-source (a source's files)")
+        from sardata.shards.build import build_shards
+
+        return build_shards(paths, out, cfg, workers=workers, overwrite=overwrite, progress=progress, engine=engine)
+    finally:
+        bar.close()
+
+
+def _from_source(source: str, roots: list[Path], out: Path, cfg: Any, option: list[str] | None, workers: int,
+                 overwrite: bool, progress: Any, engine: str, max_errors: int | None) -> Any:  # fmt: skip
+    """``--from-source``: the one-pass build; rejected inputs are reported as ``sardata ingest`` reports them."""
+    from sardata.ingest.onepass import build_from_source
+
+    if len(roots) != 1:
+        raise typer.BadParameter(f"--from-source {source} takes one root folder, got {len(roots)} paths")
+    r, first = build_from_source(source, roots[0], out, cfg, parse_kv(option), workers=workers, overwrite=overwrite,
+                                 progress=progress, engine=engine, max_errors=max_errors)  # fmt: skip
+    for path, reason, detail in first.rejected[:5]:
+        typer.secho(f"  rejected {path}: {reason} {detail}", err=True, fg="yellow")
+    if first.rejected:
+        typer.secho(f"{len(first.rejected)} inputs rejected; see {out / 'sources.parquet'}", err=True, fg="yellow")
+    return r

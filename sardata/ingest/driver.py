@@ -33,7 +33,7 @@ from sardata.ingest.tables import merge_units
 from sardata.ingest.unit import PACK_INPUTS, UnitTask, init_worker, run_chunk
 from sardata.manifest.schema import SOURCES
 from sardata.outlock import output_lock
-from sardata.sources import get_source
+from sardata.sources import Source, get_source
 from sardata.store import INDEX, UNITS, list_packs, pack_path, read_pack_sources
 
 LOCK_NAME = "ingest-config.json"
@@ -78,12 +78,15 @@ def ingest(
     progress: Callable[[int, int], None] | None = None,
     engine: str = "local",
     retry_rejected: bool = False,
+    store_arrays: bool = True,
 ) -> IngestResult:
     """Ingest every file under ``root`` with adapter ``source_id`` into ``out`` (resumable).
 
     ``engine``: ``local`` (process pool) or ``ray`` (same per-file function as Ray Data tasks,
     :mod:`sardata.engines.ray`); the output is byte-identical either way. ``retry_rejected`` redoes files a
     previous run committed as rejected (resumed otherwise); ``overwrite`` discards everything in ``out`` first.
+    ``store_arrays=False`` keeps the rows (sizes, hashes) but not the arrays: the first pass of a one-pass build
+    (:mod:`sardata.ingest.onepass`).
 
     Raises:
         SourceNotFoundError: unknown source, missing or empty root.
@@ -113,17 +116,21 @@ def ingest(
     with output_lock(out, "ingest"):
         _prepare_out(out, config, cfg_sha, overwrite)
         unit_fp = f"{cfg_sha}:{_listing_digest(files)}" if cls.companion_files else cfg_sha
-        skips = source.skip_reasons([f.rel for f in files if f.problem is None])
-        done = _committed(out, unit_fp)
-        tasks = [UnitTask(f.rel, f.path, f.size, f.problem, skips.get(f.rel), retry_rejected, done.get(f.rel, ()))
-                 for f in files]  # fmt: skip
-        del done
-        init_args = (cls.id, str(base), opts, str(out), unit_fp)
+        unit_fp += "" if store_arrays else ":rows-only"
+        tasks = _tasks(source, files, _committed(out, unit_fp), retry_rejected)
+        init_args = (cls.id, str(base), opts, str(out), unit_fp, store_arrays)
         result, live = _run_units(tasks, init_args, out, workers, progress, engine, max_errors)
         merged = merge_units(out, live, source, config, cfg_sha, str(root))
         result.add_tables(merged.samples, merged.sources)
         _collect_garbage(out, set(live))
         return result
+
+
+def _tasks(source: Source, files: list[InputFile], done: dict, retry_rejected: bool) -> list[UnitTask]:
+    """One task per listed file, with the adapter's skip reason and its records in committed packs."""
+    skips = source.skip_reasons([f.rel for f in files if f.problem is None])
+    return [UnitTask(f.rel, f.path, f.size, f.problem, skips.get(f.rel), retry_rejected, done.get(f.rel, ()))
+            for f in files]  # fmt: skip
 
 
 def plan_chunks(tasks: list[UnitTask]) -> list[list[UnitTask]]:

@@ -52,15 +52,16 @@ class UnitTask:
 _WORKER: dict[str, Any] = {}  # this process's source, output and fingerprint, set by init_worker
 
 
-def init_worker(source_id: str, root: str, options: Any, out: str, fingerprint: str) -> None:
-    """Set up a worker process once: the adapter is built here, not pickled per chunk."""
+def init_worker(source_id: str, root: str, options: Any, out: str, fingerprint: str, arrays: bool = True) -> None:
+    """Set up a worker process once: the adapter is built here, not pickled per chunk (``arrays=False``: store
+    rows only)."""
     cls = get_source(source_id)
-    _WORKER.update(source=cls(root, options), out=Path(out), fingerprint=fingerprint)
+    _WORKER.update(source=cls(root, options), out=Path(out), fingerprint=fingerprint, arrays=arrays)
 
 
 def run_chunk(tasks: list[UnitTask]) -> list[dict[str, Any]]:
     """:func:`process_chunk` with this worker's state (the per-item function handed to the engine)."""
-    return process_chunk(_WORKER["source"], _WORKER["out"], _WORKER["fingerprint"], tasks)
+    return process_chunk(_WORKER["source"], _WORKER["out"], _WORKER["fingerprint"], tasks, _WORKER["arrays"])
 
 
 def process_unit(source: Source, out: Path, fingerprint: str, task: UnitTask) -> dict[str, Any]:
@@ -68,9 +69,12 @@ def process_unit(source: Source, out: Path, fingerprint: str, task: UnitTask) ->
     return process_chunk(source, out, fingerprint, [task])[0]
 
 
-def process_chunk(source: Source, out: Path, fingerprint: str, tasks: list[UnitTask]) -> list[dict[str, Any]]:
+def process_chunk(
+    source: Source, out: Path, fingerprint: str, tasks: list[UnitTask], arrays: bool = True
+) -> list[dict[str, Any]]:
     """Process consecutive inputs (or recognise them as done); return one record per input: ``src_path``,
-    ``status``, ``reason``, ``detail``, ``resumed`` and the ``pack`` that holds it."""
+    ``status``, ``reason``, ``detail``, ``resumed`` and the ``pack`` that holds it (``arrays=False``: the packs
+    hold rows only)."""
     records: list[dict[str, Any]] = []
     pending: list[dict[str, Any]] = []  # records of the open pack's inputs
     writer: PackWriter | None = None
@@ -83,7 +87,7 @@ def process_chunk(source: Source, out: Path, fingerprint: str, tasks: list[UnitT
                                 "resumed": True, "pack": hit[1]})  # fmt: skip
                 continue
             if writer is None:
-                writer = _open_pack(out, fingerprint, task)
+                writer = _open_pack(out, fingerprint, task, arrays)
             pending.append(_process(source, out, task, sha, data, writer))
             records.append(pending[-1])
             if writer.nbytes >= PACK_BYTES or writer.n_inputs >= PACK_INPUTS:
@@ -106,9 +110,9 @@ def _committed(task: UnitTask, sha: str | None) -> tuple[str, str] | None:
     return None
 
 
-def _open_pack(out: Path, fingerprint: str, task: UnitTask) -> PackWriter:
+def _open_pack(out: Path, fingerprint: str, task: UnitTask, arrays: bool) -> PackWriter:
     try:
-        return PackWriter(out, fingerprint, SAMPLES, SOURCES)
+        return PackWriter(out, fingerprint, SAMPLES, SOURCES, arrays)
     except OSError as exc:
         raise environment_error(task.rel, task.path, f"writing the output failed: {exc}") from exc
 
@@ -252,6 +256,11 @@ def _encode(arr: np.ndarray) -> tuple[bytes, memoryview]:
         return header, memoryview(arr.tobytes())
 
 
+def encode_arrays(sample: Sample, fields: list[str]) -> list[bytes]:
+    """The sample's ``.npy`` bytes for ``fields``, exactly as ingest stores them."""
+    return [b"".join(_encode(sample.arrays[f])) for f in fields]
+
+
 def _dtype_name(dtype: np.dtype) -> str:
     name = _DTYPE_NAMES.get(dtype)
     if name is None:
@@ -316,6 +325,7 @@ def _sample_row(
 
 __all__ = [
     "PACK_BYTES",
+    "encode_arrays",
     "PACK_INPUTS",
     "READ_ONCE_BYTES",
     "UnitTask",

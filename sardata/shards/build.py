@@ -25,7 +25,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,7 +95,7 @@ def _init(dirs: list[str], cfg: BuildConfig, out: str, cfg_sha: str) -> None:
         torch.set_num_threads(1)  # one shard per worker process; no oversubscription
 
 
-def _plan_hash(plan: ShardPlan, cfg_sha: str) -> str:
+def plan_hash(plan: ShardPlan, cfg_sha: str) -> str:
     """What a shard's sidecar must record for the shard to be reused: configuration, name and keys."""
     return hashlib.sha256(f"{cfg_sha}:{plan.name}:{','.join(plan.keys)}".encode()).hexdigest()
 
@@ -118,16 +118,10 @@ def _build_one(task: ShardTask) -> dict[str, Any]:
     """Write one planned shard (or reuse it when its sidecar and bytes match) and return its result."""
     plan, out, cfg = task.plan, _W["out"], _W["cfg"]
     sidecar, shard = out / WORK / f"{plan.name}.json", out / "shards" / plan.name
-    phash = _plan_hash(plan, _W["cfg_sha"])
-    if sidecar.exists() and shard.exists():
-        done = json.loads(sidecar.read_text())
-        if (
-            done["plan_hash"] == phash
-            and done.get("xxh3_128")
-            and done["nbytes"] == shard.stat().st_size
-            and sha256_file(shard) == done["sha256"]
-        ):
-            return {**done, "reused": True}
+    phash = plan_hash(plan, _W["cfg_sha"])
+    done = reused_shard(out, plan, _W["cfg_sha"])
+    if done is not None:
+        return done
     extras: dict[str, dict] = {}
 
     def encoded() -> Any:
@@ -142,6 +136,22 @@ def _build_one(task: ShardTask) -> dict[str, Any]:
     if result.nbytes != plan.nbytes:
         raise ShardIntegrityError(f"{shard}: wrote {result.nbytes} bytes, plan said {plan.nbytes} (bug: report it)")
     return commit_shard(sidecar, phash, plan, result, extras)
+
+
+def reused_shard(out: Path, plan: ShardPlan, cfg_sha: str) -> dict[str, Any] | None:
+    """The result of a shard an interrupted run finished (sidecar and bytes match the plan), else None."""
+    sidecar, shard = out / WORK / f"{plan.name}.json", out / "shards" / plan.name
+    if not (sidecar.exists() and shard.exists()):
+        return None
+    done = json.loads(sidecar.read_text())
+    if (
+        done["plan_hash"] == plan_hash(plan, cfg_sha)
+        and done.get("xxh3_128")
+        and done["nbytes"] == shard.stat().st_size
+        and sha256_file(shard) == done["sha256"]
+    ):
+        return {**done, "reused": True}
+    return None
 
 
 def commit_shard(sidecar: Path, phash: str, plan: ShardPlan, result: Any, extras: dict[str, dict]) -> dict[str, Any]:
@@ -215,10 +225,56 @@ def _build_shards(
 ) -> BuildResult:
     """:func:`build_shards` while holding the output lock."""
     check_engine(engine)
-    cfg = cfg or BuildConfig()
+    build = open_build(ingest_dirs, out, cfg or BuildConfig(), overwrite)
+    if isinstance(build, BuildResult):
+        return build
+    build.plan()
+    tasks = shard_tasks(build.df, build.plans)
+    init_args = ([str(d) for d in build.inputs.dirs], build.cfg, str(build.out), build.cfg_sha)
+    return build.finish(map_units(_init, init_args, _build_one, tasks, workers, progress, engine=engine))
+
+
+@dataclass
+class Build:
+    """A build in progress (the caller holds the output lock): its inputs and configuration, and once
+    :meth:`plan` ran, the selection's index columns (``df``) and the shard plan."""
+
+    out: Path
+    cfg: BuildConfig
+    inputs: Inputs
+    config: dict
+    cfg_sha: str
+    df: pd.DataFrame = field(default_factory=pd.DataFrame)
+    optional: set[str] = field(default_factory=set)
+    plans: list[ShardPlan] = field(default_factory=list)
+
+    def plan(self, extra: tuple[str, ...] = ()) -> None:
+        """Select and size the rows, assign splits and views, plan the shards (``extra``: more index columns to
+        keep) and delete shards of an earlier plan."""
+        selection = scan(self.inputs, self.cfg, extra)
+        self.df, self.optional = add_splits(selection.frame, self.cfg), selection.optional
+        self.plans = plan_payloads(list(zip(self.df["key"], self.df["split"], self.df["payload"].tolist(), strict=True)),
+                                   self.cfg.max_shard_bytes, self.cfg.max_shard_samples, self.cfg.shuffle_seed)  # fmt: skip
+        stale = {p.name for p in (self.out / "shards").glob("*.tar")} - {p.name for p in self.plans}
+        for name in stale:
+            (self.out / "shards" / name).unlink()
+
+    def finish(self, results: Iterable[dict[str, Any]]) -> BuildResult:
+        """Write the index and the card from the shard results (any order), then drop the work directory."""
+        results = [compact(r) for r in results]
+        card = write_index(self.out, self.df, self.optional, self.inputs, self.plans, results, self.cfg, self.config,
+                           self.cfg_sha)  # fmt: skip
+        shutil.rmtree(self.out / WORK, ignore_errors=True)
+        return BuildResult.from_card(self.out, card, sum(bool(r["reused"]) for r in results))
+
+
+def open_build(
+    ingest_dirs: list[str | os.PathLike[str]], out: str | os.PathLike[str], cfg: BuildConfig, overwrite: bool
+) -> Build | BuildResult:
+    """Read the inputs and hash the configuration; the finished result when ``out`` already holds this build,
+    else a :class:`Build` with ``out`` prepared (``overwrite``: discard a build of another configuration)."""
     out = Path(out)
-    dirs = [Path(d) for d in ingest_dirs]
-    inputs = load_inputs(dirs)
+    inputs = load_inputs([Path(d) for d in ingest_dirs])
     config = {"build": dataclasses.asdict(cfg), "inputs": inputs.identities}
     cfg_sha = config_sha256(config)
     if (out / CARD_NAME).exists():
@@ -232,32 +288,32 @@ def _build_shards(
         if not overwrite:
             raise ConfigError(f"{out} holds a dataset built with another configuration; use a new --out or --overwrite")
     if overwrite:
-        for sub in ("shards", WORK):
-            shutil.rmtree(out / sub, ignore_errors=True)
-        (out / CARD_NAME).unlink(missing_ok=True)
+        clear_build(out)
     (out / "shards").mkdir(parents=True, exist_ok=True)
     (out / WORK).mkdir(exist_ok=True)
     remove_stale_temps(out)
-
-    selection = scan(inputs, cfg)
-    df = add_splits(selection.frame, cfg)
-    plans = plan_payloads(list(zip(df["key"], df["split"], df["payload"].tolist(), strict=True)),
-                          cfg.max_shard_bytes, cfg.max_shard_samples, cfg.shuffle_seed)  # fmt: skip
-    stale = {p.name for p in (out / "shards").glob("*.tar")} - {p.name for p in plans}
-    for name in stale:
-        (out / "shards" / name).unlink()
-    tasks = shard_tasks(df, plans)
-    init_args = ([str(d) for d in inputs.dirs], cfg, str(out), cfg_sha)
-    results = [compact(r) for r in map_units(_init, init_args, _build_one, tasks, workers, progress, engine=engine)]
-    return _finish(out, df, selection.optional, inputs, plans, results, cfg, config, cfg_sha)
+    return Build(out, cfg, inputs, config, cfg_sha)
 
 
-def _finish(out: Path, df: pd.DataFrame, optional: set[str], inputs: Inputs, plans: list[ShardPlan],
-            results: list[dict], cfg: BuildConfig, config: dict, cfg_sha: str) -> BuildResult:  # fmt: skip
-    """Write the index and the card, then drop the work directory."""
-    card = write_index(out, df, optional, inputs, plans, results, cfg, config, cfg_sha)
-    shutil.rmtree(out / WORK, ignore_errors=True)
-    return BuildResult.from_card(out, card, sum(bool(r["reused"]) for r in results))
+def clear_build(out: Path) -> None:
+    """Discard what ``out`` holds of a build: shards, work directory, card."""
+    for sub in ("shards", WORK):
+        shutil.rmtree(out / sub, ignore_errors=True)
+    (out / CARD_NAME).unlink(missing_ok=True)
 
 
-__all__ = ["WORK", "BuildConfig", "BuildResult", "ShardTask", "build_shards", "commit_shard", "compact", "shard_tasks"]
+__all__ = [
+    "WORK",
+    "Build",
+    "BuildConfig",
+    "BuildResult",
+    "ShardTask",
+    "build_shards",
+    "clear_build",
+    "commit_shard",
+    "compact",
+    "open_build",
+    "plan_hash",
+    "reused_shard",
+    "shard_tasks",
+]

@@ -80,12 +80,12 @@ class Selection:
     optional: set[str]
 
 
-def scan(inputs: Inputs, cfg: BuildConfig) -> Selection:
+def scan(inputs: Inputs, cfg: BuildConfig, extra: tuple[str, ...] = ()) -> Selection:
     """Select rows (``cfg.where``) and size them, a row group at a time; refuse duplicate keys across inputs, an
-    empty selection and (unless normalised) mixed radiometry/scale."""
+    empty selection and (unless normalised) mixed radiometry/scale. ``extra``: more columns to keep."""
     rows = RowGroups(inputs.dirs, None, cache=1)
-    extra = [cfg.holdout.partition("=")[0]] if cfg.holdout and "=" in cfg.holdout else []
-    keep = [c for c in dict.fromkeys([*INDEX_COLUMNS, *extra]) if c in SAMPLES.names]
+    holdout = [cfg.holdout.partition("=")[0]] if cfg.holdout and "=" in cfg.holdout else []
+    keep = [c for c in dict.fromkeys([*INDEX_COLUMNS, *holdout, *extra]) if c in SAMPLES.names]
     frames, keys, scales, optional = [], [], set(), set()
     for d, root in enumerate(inputs.dirs):
         for g in range(rows.groups(d)):
