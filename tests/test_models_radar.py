@@ -545,3 +545,29 @@ def test_radarpos_bf16_on_gpu() -> None:
     cls = apply_lora(build("test_radarpos_cls").cuda())
     with torch.autocast("cuda", dtype=torch.bfloat16):
         assert cls(batch).shape == (4, 7)
+
+
+def test_robust_input_norm_calibrates_once_and_travels_with_the_checkpoint() -> None:
+    """issue 16: ``input_norm="robust"`` rescales channels by a median/MAD of the first batch, kept as buffers; a
+    classifier built from the checkpoint's overrides inherits them and never recalibrates; the default adds no
+    state (old checkpoints load unchanged)."""
+    from sardata.models import create_model
+    from sardata.models.radarpos import encoder_overrides, encoder_state
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(4, 2, 512, generator=g) * torch.tensor([0.003, 0.05]).view(1, 2, 1) + 0.4
+    batch = {"x": x, "tau": torch.arange(64.0).repeat(4, 1), "valid": torch.ones(4, 512, dtype=torch.bool)}
+    pre = create_model("test_radarpos", input_norm="robust", seed=0)
+    assert not bool(pre.input_scale.calibrated)
+    pre.forward_loss(batch, torch.Generator().manual_seed(1))
+    med = pre.input_scale.median.clone()
+    torch.testing.assert_close(med, x.permute(1, 0, 2).reshape(2, -1).median(dim=1).values)
+    pre.forward_loss({**batch, "x": batch["x"] + 1.0}, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(pre.input_scale.median, med)  # calibrated once
+    cls = create_model("test_radarpos_cls", num_classes=3, **encoder_overrides({"input_norm": "robust"}))
+    missing, unexpected = cls.load_state_dict(encoder_state(pre.state_dict()), strict=False)
+    assert unexpected == [] and all(k.startswith("head") for k in missing)
+    assert bool(cls.input_scale.calibrated) and torch.equal(cls.input_scale.median, med)
+    assert not any(k.startswith("input_scale") for k in create_model("test_radarpos", seed=0).state_dict())
+    res = create_model("test_resnet1d", num_classes=3, input_norm="robust")
+    assert res(batch).shape == (4, 3) and bool(res.input_scale.calibrated)

@@ -30,6 +30,7 @@ from torch import nn
 
 from sardata.errors import ConfigError
 from sardata.models._registry import register_model
+from sardata.models.layers.inputs import RobustInputScale, check_radar_input_norm
 from sardata.models.layers.seq import (
     forked_rng,
     patchify_1d,
@@ -138,8 +139,12 @@ class ResNet1D(HeadMixin, nn.Module):
         head: str = "finetune",
         num_patches: int = 64,
         seed: int | None = None,
+        input_norm: str = "fixed",
     ) -> None:
         super().__init__()
+        self.input_norm = check_radar_input_norm(input_norm)
+        if input_norm == "robust":  # the same calibrated input scaling as the radar transformers
+            self.input_scale = RobustInputScale(in_chans)
         if len(widths) != len(layers):
             raise ConfigError(f"widths {widths} and layers {layers} must have the same length")
         self.num_patches, self.seed, self.in_chans = num_patches, seed, in_chans
@@ -174,6 +179,8 @@ class ResNet1D(HeadMixin, nn.Module):
         if x.ndim != 3 or x.shape[1] != self.in_chans:
             raise ConfigError(f"radar input x has shape {tuple(x.shape)}, ResNet1D expects (N, {self.in_chans}, S)")
         x = x * valid[:, None, :].to(x.dtype)  # padding is zero whatever the loader wrote
+        if self.input_norm == "robust":
+            x = self.input_scale(x, valid)
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         return self.layers(x).mean(dim=-1)
 

@@ -29,6 +29,10 @@ Decisions where the spec is silent (all flags):
 * ``decoder_depth`` (default 2; 0 = projector on the encoder output, the pre-2026-12-04 layout) is a
   constructor flag of the pretraining model only: it is not an :data:`ENCODER_KEYS` entry, so a classifier built
   from a checkpoint's overrides never sees it.
+* ``input_norm="robust"`` (default ``"fixed"``, the spec's input) rescales each input channel by a median/MAD
+  calibrated on the first batch and kept as buffers (``input_scale.*``), so a checkpoint carries the scale its
+  encoder learnt on (issue 16: the fixed ranges squash confusable emitters; RESULTS.md §2.3). It is an
+  :data:`ENCODER_KEYS` entry, so a classifier built from a checkpoint inherits it.
 * ``weighting_pass="extra"`` computes C from a second no-grad forward with every PE present (DropPos style);
   default ``"same"`` uses the training pass.
 * Parameter init is MAE's (Xavier Linear, N(0, 0.02) tokens). ``seed=None`` (default) draws from torch's global
@@ -47,6 +51,7 @@ from torch import nn
 from sardata.errors import ConfigError
 from sardata.models._registry import register_model
 from sardata.models.layers.heads import FreezableEncoder
+from sardata.models.layers.inputs import RobustInputScale, check_radar_input_norm
 from sardata.models.layers.seq import (
     LN_EPS,
     PE,
@@ -79,7 +84,7 @@ Batch = dict[str, torch.Tensor]
 #: constructor keywords of the shared trunk: filter a pretraining preset's overrides with
 #: :func:`encoder_overrides` to build the matching classifier
 ENCODER_KEYS = ("embed_dim", "depth", "num_heads", "mlp_ratio", "num_patches", "patch_len", "in_chans", "pe",
-                "qkv", "seed")  # fmt: skip
+                "qkv", "seed", "input_norm")  # fmt: skip
 
 BASE: dict[str, Any] = {"embed_dim": 512, "depth": 6, "num_heads": 8, "mlp_ratio": 4.0}
 TINY: dict[str, Any] = {"embed_dim": 64, "depth": 2, "num_heads": 2, "mlp_ratio": 2.0}
@@ -112,8 +117,10 @@ class RadarEncoder(nn.Module):
         pe: PE = "toa",
         qkv: Literal["fused", "separate"] = "fused",
         seed: int | None = None,
+        input_norm: str = "fixed",
     ) -> None:
         super().__init__()
+        self.input_norm = check_radar_input_norm(input_norm)
         if pe not in ("toa", "index", "none"):
             raise ConfigError(f"pe must be 'toa', 'index' or 'none', got {pe!r}")
         if qkv not in ("fused", "separate"):
@@ -127,6 +134,8 @@ class RadarEncoder(nn.Module):
             MaskedBlock(embed_dim, num_heads, mlp_ratio, fused_qkv=qkv == "fused") for _ in range(depth)
         )
         self.norm = nn.LayerNorm(embed_dim, eps=LN_EPS)
+        if input_norm == "robust":  # calibrated buffers, saved with the checkpoint (layers.inputs)
+            self.input_scale = RobustInputScale(in_chans)
 
     def _init_trunk(self) -> None:
         self.apply(init_weights)
@@ -149,6 +158,8 @@ class RadarEncoder(nn.Module):
         """Patch tokens (N, P, D), their PE (N, P, D) and patch validity (N, P)."""
         x, tau, valid = unpack_batch(batch, self.num_patches)
         self.check_batch(x, tau, valid)
+        if self.input_norm == "robust":
+            x = self.input_scale(x, valid)
         tokens = self.patch_embed(patchify_1d(x, self.patch_len))  # (N, P, D)
         pe = positions(tau, self.pe, self.embed_dim).to(tokens.dtype)  # (N, P, D)
         return tokens, pe, patch_valid(valid, self.patch_len)
