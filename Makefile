@@ -44,12 +44,13 @@ clean:
 	rm -rf demo-out .pytest_cache .ruff_cache
 
 # Peer loaders (LitData; MosaicML Streaming where it resolves) for `sardata bench loader`, in their own venv so
-# neither CI nor .venv installs them: the core pins from requirements.lock, the peers' from benchmarks/peers.lock.
+# neither CI nor .venv installs them: the core pins from requirements.lock, the peers' from benchmarks/peers.lock
+# (remote: the bench's loopback-nginx rows read over HTTP).
 .PHONY: bench-peers-env
 bench-peers-env: .venv-peers/.installed
 .venv-peers/.installed: pyproject.toml $(LOCK) benchmarks/peers.lock
 	test -x .venv-peers/bin/python || python3 -m venv .venv-peers
 	.venv-peers/bin/python -m pip install -q --upgrade pip
-	.venv-peers/bin/python -m pip install -q -c $(LOCK) -c benchmarks/peers.lock -e ".[bench]" litdata
+	.venv-peers/bin/python -m pip install -q -c $(LOCK) -c benchmarks/peers.lock -e ".[bench,remote]" litdata
 	.venv-peers/bin/python -m pip check
 	touch $@
