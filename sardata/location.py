@@ -24,6 +24,8 @@ from sardata.safepath import check_relpath, resolve_inside
 
 ALLOWED_SCHEMES = ("file", "http", "https", "s3")
 REMOTE_SCHEMES = ("http", "https", "s3")
+S3_ENDPOINT_ENV = "SARDATA_S3_ENDPOINT_URL"  # a non-AWS S3 (MinIO, SeaweedFS...), for s3fs and GDAL's /vsis3/ alike
+S3_ANON_ENV = "SARDATA_S3_ANON"  # "1": anonymous access to public buckets
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 _SCHEME_NAME = re.compile(r"^[a-z][a-z0-9+.-]*$")
@@ -146,6 +148,46 @@ def resolve(base: str, path: str) -> str:
     return base + sep + rel  # object keys (s3, gs, az, memory...) are taken verbatim by their filesystems
 
 
+def s3_settings() -> tuple[str | None, bool]:
+    """The S3 endpoint and anonymity the environment asks for now: ``$SARDATA_S3_ENDPOINT_URL`` (None: the S3
+    client's own configuration) and ``$SARDATA_S3_ANON``. Shared by every reader of ``s3://`` locations."""
+    return os.environ.get(S3_ENDPOINT_ENV) or None, os.environ.get(S3_ANON_ENV, "") in ("1", "true", "yes")
+
+
+VSI_PREFIXES = {"http": "/vsicurl/", "https": "/vsicurl/", "s3": "/vsis3/", "gs": "/vsigs/", "az": "/vsiaz/"}
+
+
+def from_vsi(location: str) -> str:
+    """A GDAL virtual path of a remote object as the URL it names (``/vsicurl/https://h/x`` → ``https://h/x``,
+    ``/vsis3/b/k`` → ``s3://b/k``, also ``/vsigs/``, ``/vsiaz/``); any other string unchanged. Another ``/vsi``
+    prefix (``/vsizip/``, ``/vsicurl?``, ``/vsistdin/``, ``/vsimem/``...) is refused: it would let a location choose a
+    GDAL reader."""
+    if not location.startswith("/vsi"):
+        return location
+    if location.startswith("/vsicurl/"):
+        url = location[len("/vsicurl/") :]
+        if url_scheme(url) in ("http", "https"):
+            return url
+    for scheme, prefix in VSI_PREFIXES.items():
+        if prefix != "/vsicurl/" and location.startswith(prefix):
+            return f"{scheme}://{location[len(prefix) :]}"
+    raise ConfigError(
+        f"location {location!r}: of GDAL's virtual paths only /vsicurl/http(s)://, /vsis3/, /vsigs/ and /vsiaz/ "
+        "are accepted"
+    )
+
+
+def to_vsi(url: str) -> str:
+    """An allowed remote URL as GDAL's virtual path (``https://h/x`` → ``/vsicurl/https://h/x``, ``s3://b/k`` →
+    ``/vsis3/b/k``); ConfigError for a scheme GDAL cannot read (``memory://``, ``hf://``...)."""
+    check_location(url)
+    scheme = url_scheme(url) or ""
+    prefix = VSI_PREFIXES.get(scheme)
+    if prefix is None:
+        raise ConfigError(f"location {url!r}: GDAL has no reader for {scheme}:// (use http(s)://, s3://, gs://, az://)")
+    return prefix + (url if prefix == "/vsicurl/" else url.split("://", 1)[1])
+
+
 def local_file(url: str) -> Path | None:
     """The local file a location names, or None for a remote URL."""
     scheme = url_scheme(url)
@@ -160,12 +202,18 @@ __all__ = [
     "ALLOWED_SCHEMES",
     "NEVER_TRUSTED",
     "REMOTE_SCHEMES",
+    "S3_ANON_ENV",
+    "S3_ENDPOINT_ENV",
+    "VSI_PREFIXES",
     "check_location",
+    "from_vsi",
     "is_url",
     "local_file",
     "resolve",
+    "s3_settings",
     "scheme_names",
     "trust_schemes",
+    "to_vsi",
     "trusted_schemes",
     "url_scheme",
 ]

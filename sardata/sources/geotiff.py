@@ -12,6 +12,13 @@ memory: chips are yielded one at a time and the engine streams them to the sampl
 capped at ``gdal_cache_mb``. Keys carry the scene slug and ``r<row>-c<col>``; each chip records its CRS, affine
 transform, bbox and the band descriptions. Non-georeferenced files are accepted (``meta.warning``).
 
+Scenes not on local disk: an input whose path is a URL (``https://…``, ``s3://…``, or GDAL's ``/vsicurl/…``,
+``/vsis3/…``; ``gs://``/``az://`` once the program trusts them) is opened through GDAL's network readers and tiled
+with the same windowed reads, so only the blocks of each tile are fetched (HTTP Range requests), never the whole
+file first. The location passes the allow-list of :mod:`sardata.location`; S3 takes sardata's settings
+(``SARDATA_S3_ENDPOINT_URL``, ``SARDATA_S3_ANON``) and the usual ``AWS_*`` credentials (:func:`gdal_options`).
+Listing such inputs is :func:`sardata.discovery.remote_inputs`.
+
 ``mode=chips``: every raster under the root is one sample; with ``labels=folder`` the class is the first folder
 below the root (classes = those folders, sorted, unless ``classes=`` lists them).
 
@@ -24,17 +31,52 @@ parse them from file names; undeclared values are recorded as ``unspecified`` so
 from __future__ import annotations
 
 import math
+import os
 import re
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from sardata import __version__
 from sardata.errors import ConfigError, RejectFile
+from sardata.location import from_vsi, s3_settings, to_vsi, url_scheme
 from sardata.sources._base import FileUnit, MemberStatus, Sample, Source, check_raster_budget
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".gtiff")
+_NETWORK = re.compile(r"HTTP|curl|CURL|connect|resolve host|timed? ?out|S3|signature|Access Denied", re.I)
+
+
+def gdal_path(location: str) -> str | None:
+    """GDAL's virtual path for a scene that is not on local disk (``https://h/x.tif`` → ``/vsicurl/https://h/x.tif``,
+    ``s3://b/k.tif`` → ``/vsis3/b/k.tif``; a given ``/vsicurl/``, ``/vsis3/`` path is checked the same way), or None
+    for a local file. Raises ConfigError for a location the allow-list refuses or GDAL cannot read."""
+    if location.startswith("/vsi") or ("://" in location and url_scheme(location) not in (None, "file")):
+        return to_vsi(from_vsi(location))
+    return None
+
+
+def gdal_options(path: str, cache_mb: int) -> dict[str, Any]:
+    """GDAL settings for reading ``path``: the block cache, and for network paths no directory listing, retries,
+    timeouts, sardata's User-Agent and the S3 endpoint and anonymity from sardata's settings (path-style
+    addressing for a custom endpoint, as MinIO and SeaweedFS need). Credentials stay GDAL's (``AWS_*``)."""
+    opts: dict[str, Any] = {"GDAL_CACHEMAX": cache_mb * 2**20}
+    if not path.startswith("/vsi"):
+        return opts
+    opts |= {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_HTTP_MAX_RETRY": "3", "GDAL_HTTP_RETRY_DELAY": "0.5",
+             "GDAL_HTTP_TIMEOUT": "60", "GDAL_HTTP_USERAGENT": f"sardata/{__version__}"}  # fmt: skip
+    if path.startswith("/vsis3/"):
+        endpoint, anon = s3_settings()
+        endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        if endpoint:
+            parts = urllib.parse.urlsplit(endpoint)
+            opts |= {"AWS_S3_ENDPOINT": parts.netloc + parts.path.rstrip("/"),
+                     "AWS_HTTPS": "YES" if parts.scheme == "https" else "NO", "AWS_VIRTUAL_HOSTING": "FALSE"}  # fmt: skip
+        if anon:
+            opts["AWS_NO_SIGN_REQUEST"] = "YES"
+    return opts
 
 
 def tile_starts(size: int, tile: int, stride: int, edge: str) -> list[int]:
@@ -100,11 +142,17 @@ class GeoTIFF(Source):
     def read(self, unit: FileUnit) -> Iterator[Sample | MemberStatus]:
         import rasterio
 
-        with open(unit.path, "rb") as fh:
-            if fh.read(4) not in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
-                raise RejectFile("bad_format", "not a TIFF (magic bytes)")
         try:
-            with rasterio.Env(GDAL_CACHEMAX=self.options.gdal_cache_mb * 2**20), rasterio.open(unit.path) as ds:
+            remote = gdal_path(unit.path)
+        except ConfigError as exc:
+            raise RejectFile("refused_location", str(exc)) from exc
+        if remote is None:
+            with open(unit.path, "rb") as fh:
+                if fh.read(4) not in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+                    raise RejectFile("bad_format", "not a TIFF (magic bytes)")
+        path, kwargs = (unit.path, {}) if remote is None else (remote, {"driver": "GTiff"})  # remote: TIFF only
+        try:
+            with rasterio.Env(**gdal_options(path, self.options.gdal_cache_mb)), rasterio.open(path, **kwargs) as ds:
                 if self.options.mode == "chips":
                     yield self._chip(ds, unit)
                 else:
@@ -112,7 +160,8 @@ class GeoTIFF(Source):
         except RejectFile:
             raise
         except rasterio.errors.RasterioError as exc:
-            raise RejectFile("undecodable", f"rasterio cannot read it: {exc}") from exc
+            reason = "unreachable" if remote is not None and _NETWORK.search(str(exc)) else "undecodable"
+            raise RejectFile(reason, f"rasterio cannot read it: {exc}") from exc
 
     # ------------------------------------------------------------------ scene mode
     def _tiles(self, ds: Any, unit: FileUnit) -> Iterator[Sample | MemberStatus]:
