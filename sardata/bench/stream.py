@@ -95,8 +95,8 @@ def _child(kind: str, data: str, workers: int, batch: int) -> None:
         loader = DataLoader(_Handover(root / "ds", batch), batch_size=None, num_workers=workers)
     elif is_peer_row(kind):  # shuffled rows, LitData and MDS (sardata.bench.peers)
         loader, ds = peer_loader(kind, root, workers, batch)
-    elif kind == "sardata-range":
-        ds = _RangeReads(root / "ds")
+    elif kind.startswith("sardata-range"):  # sardata-range-urllib: the same requests with urllib, the control
+        ds = _RangeReads(root / "ds", kind.endswith("-urllib"))
         loader = DataLoader(ds, batch_size=None, num_workers=0)
     else:  # "sardata" (default verify="shard") or "sardata-off" (verify="off": the cost of the integrity check)
         ds = _sardata(kind, root, workers, batch)
@@ -142,17 +142,31 @@ def _urllib_open(url: str) -> Any:
     return urllib.request.urlopen(url, timeout=60)  # noqa: S310 - bench URLs are the loopback nginx's
 
 
+def _urllib_range(url: str, offset: int, size: int) -> bytes:
+    """One ``Range`` GET with the standard library (the transport before fsspec, as a control)."""
+    import urllib.request
+
+    request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-{offset + size - 1}"})
+    with urllib.request.urlopen(request, timeout=60) as resp:  # noqa: S310 - the loopback nginx
+        data = resp.read()
+    if resp.status != 206 or len(data) != size:
+        raise RuntimeError(f"{url}: HTTP {resp.status}, {len(data)} bytes for a {size}-byte range")
+    return data
+
+
 class _RangeReads(IterableDataset):
     """Map-style access over HTTP: every sample's members read one ``Range`` request each through
-    :meth:`ShardCache.read_range`, in a shuffled order; one item per sample (``__key__`` only)."""
+    :meth:`ShardCache.read_range` (or with urllib: ``use_urllib``), in a shuffled order; one item per sample
+    (``__key__`` only)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, use_urllib: bool = False) -> None:
         from sardata.manifest.io import read_table
         from sardata.stream.cache import ShardCache
 
         self.base = os.environ["SARDATA_BENCH_BASE"]
         self.cache = ShardCache(os.environ["SARDATA_BENCH_CACHE"])  # ranges are never cached: it stays empty
         self.samples = read_table(root / "samples.parquet", "samples").to_pylist()
+        self.read = _urllib_range if use_urllib else self.cache.read_range
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -167,7 +181,7 @@ class _RangeReads(IterableDataset):
             s = self.samples[i]
             url = f"{self.base}/shards/{s['shard']}"
             for m in s["members"]:
-                self.cache.read_range(url, m["offset"], m["size"])
+                self.read(url, m["offset"], m["size"])
             yield {"__key__": [s["key"]]}
 
 
@@ -264,8 +278,8 @@ def bench_loader(per_class: int = 64, grow: int = 10, workers: tuple[int, ...] =
 
     With nginx installed (``.ci/install-servers.sh``), the same shards are also served on loopback: rows
     ``sardata-http`` (the cache's built-in transport, every epoch fetching every shard), ``sardata-http-urllib``
-    (the same through a trusted urllib opener, the control) and ``sardata-range`` (one ranged read per member,
-    random sample order, 0 workers)."""
+    (the same through a trusted urllib opener, the control), ``sardata-range`` (one ranged read per member,
+    random sample order, 0 workers) and ``sardata-range-urllib`` (the same requests with urllib, the control)."""
     tmp = Path(tempfile.mkdtemp(prefix="sardata-bench-loader-"))
     try:
         small = tmp / "small"
@@ -300,7 +314,7 @@ def _remote_rows(rows: list[dict[str, Any]], data: Path, workers: tuple[int, ...
         for w in workers:
             for kind in ("sardata-http", "sardata-http-urllib"):
                 rows.append(_measure(kind, data, w, marks=tmp / f"verified-http-{w}", served=served))
-        rows.append(_measure("sardata-range", data, 0, served=served))
+        rows += [_measure(kind, data, 0, served=served) for kind in ("sardata-range", "sardata-range-urllib")]
     return f"shards served by nginx at {base}/ds"
 
 

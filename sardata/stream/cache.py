@@ -30,7 +30,7 @@ from typing import IO, Any
 
 from sardata.atomic import fsync_dir, sha256_file
 from sardata.errors import ConfigError, SardataError, ShardIntegrityError
-from sardata.location import REMOTE_SCHEMES, check_location, local_file, scheme_names, trust_schemes
+from sardata.location import REMOTE_SCHEMES, check_location, local_file, scheme_names, trust_schemes, url_scheme
 from sardata.stream.temps import remove_dead_temps, temp_path
 from sardata.stream.transport import (
     CHUNK,
@@ -145,6 +145,14 @@ class ShardCache:
         """Raise :class:`ConfigError` unless this cache may read ``url``: the built-in allow-list plus its own
         ``schemes`` (not those other caches of the process were given)."""
         check_location(url, self.schemes)
+
+    def prepare(self, url: str) -> None:
+        """Load the transport of a remote ``url`` before reading (a loader calls this in the main process, so forked
+        workers inherit it); a refused location or a missing package is reported here, before any worker starts."""
+        self.check(url)
+        scheme = url_scheme(url)
+        if self.opener is None and scheme not in (None, "file"):
+            self._fs.preload(scheme)
 
     def local_path(self, url: str, sha256: str, nbytes: int) -> Path:
         """A local file holding the shard: the file itself for local locations, else a verified cached copy.

@@ -74,8 +74,9 @@ def locate(
         cache = cache if cache is not None else ShardCache()
         local = fetch_manifest(str(root), cache)
         card = read_card(local)
-        served = card_base(card, str(root), cache.schemes)
-        if served is not None and (not is_url(served, cache.schemes) or served.lower().startswith("file:")):
+        schemes = getattr(cache, "schemes", None)
+        served = card_base(card, str(root), schemes)
+        if served is not None and (not is_url(served, schemes) or served.lower().startswith("file:")):
             raise ManifestSchemaError(
                 f"{root}/{CARD_NAME}: base_url {card.get(BASE_KEY)!r} names a local location; a served card may "
                 "only point at remote shards (pass base_url= yourself to read local copies)"
@@ -85,8 +86,10 @@ def locate(
         local = Path(urllib.parse.urlsplit(str(root)).path) if str(root).lower().startswith("file://") else Path(root)
         card = read_card(local)
         base = base_url or card_base(card, local, schemes)
-    if base is not None and is_url(base, schemes) and not base.lower().startswith("file://") and cache is None:
-        cache = ShardCache()
+    if base is not None and is_url(base, schemes) and not base.lower().startswith("file://"):
+        cache = cache if cache is not None else ShardCache()
+        if hasattr(cache, "prepare"):
+            cache.prepare(base)  # its transport loaded here, inherited by forked loader workers
     return local, base, cache
 
 

@@ -127,6 +127,14 @@ class Filesystems:
         self.options = {k: dict(v) for k, v in (options or {}).items()}
         self._made: dict[tuple, Any] = {}
 
+    def preload(self, scheme: str) -> None:
+        """Import the implementation of ``scheme`` now: forked loader workers then inherit it instead of each
+        importing it again every epoch (fsspec's HTTP filesystem and aiohttp take ~0.13 s)."""
+        if scheme == "s3":
+            import_s3fs()
+        else:
+            import_fsspec(scheme).get_filesystem_class("http" if scheme == "https" else scheme)
+
     def get(self, scheme: str) -> Any:
         """The filesystem for ``scheme`` (an allow-listed name; the caller has checked the location)."""
         settings = s3_settings() if scheme == "s3" else None  # an environment change needs a new client
