@@ -37,7 +37,7 @@ import json
 import os
 import zipfile
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -274,18 +274,28 @@ def read_pack_sources(out: Path, pack: str, schema: pa.Schema) -> tuple[str, pa.
     return (meta.get("fingerprint"), table) if meta.get("format") == PACK_FORMAT else None
 
 
-def read_pack_rows(out: Path, pack: str, schema: pa.Schema, columns: list[str] | None = None) -> pa.Table:
-    """A pack's sample rows: the ``columns`` of ``schema`` plus the location columns (default: all of them);
-    raises ``ValueError`` (and the zip's and Parquet's own errors) when damaged. (``ParquetFile``, not
-    ``read_table``: the latter imports ``pyarrow.dataset``, ≈ 0.2 s.)"""
+def iter_pack_rows(
+    out: Path, pack: str, schema: pa.Schema, columns: list[str] | None = None, whole_up_to: int = 0
+) -> Iterator[pa.Table]:
+    """A pack's sample rows, a Parquet row group (≤ :data:`ROW_BLOCK` rows) at a time (a pack of 10⁶ rows is never
+    in memory at once): the ``columns`` of ``schema`` plus the location columns (default, or when the pack has at
+    most ``whole_up_to`` rows: all). The member's CRC is checked first, as ``ZipFile.read`` would; raises
+    ``ValueError``, ``zipfile.BadZipFile`` (and Parquet's own errors) when damaged. (``ParquetFile``, not
+    ``read_table``, which imports ``pyarrow.dataset``: 0.2 s.)"""
     import pyarrow.parquet as pq
 
     full = pa.unify_schemas([schema, LOCATION])
-    names = full.names if columns is None else columns
     with zipfile.ZipFile(pack_path(out, pack)) as zf:
-        rows = pq.ParquetFile(pa.BufferReader(zf.read(ROWS_MEMBER)))
-    held = set(rows.schema_arrow.names)  # columns no row of the pack set are absent
-    return complete(rows.read(columns=[c for c in names if c in held]), full, names)
+        with zf.open(ROWS_MEMBER) as member:
+            while member.read(WRITE_BYTES):  # to the end: a wrong CRC raises here
+                pass
+        with zf.open(ROWS_MEMBER) as member:
+            rows = pq.ParquetFile(member)
+            names = full.names if columns is None or rows.metadata.num_rows <= whole_up_to else columns
+            held = set(rows.schema_arrow.names)  # columns no row of the pack set are absent
+            for g in range(max(1, rows.num_row_groups)):
+                part = rows.read_row_group(g, [c for c in names if c in held]) if rows.num_row_groups else None
+                yield complete(part if part is not None else rows.schema_arrow.empty_table(), full, names)
 
 
 #: open packs of this process: (pid, root, pack) → (file descriptor, offset of the ``arrays`` data)
@@ -361,13 +371,8 @@ def _location(root: Path, store_path: str) -> tuple[str, int, list[str], list[in
         import pyarrow.parquet as pq
 
         t = pq.ParquetFile(path).read().to_pydict()
-        index = dict(
-            zip(
-                t["store_path"],
-                zip(t["pack"], t["offset"], t["fields"], t["sizes"], t["xxh3"], strict=True),
-                strict=True,
-            )
-        )
+        locs = zip(t["pack"], t["offset"], t["fields"], t["sizes"], t["xxh3"], strict=True)
+        index = dict(zip(t["store_path"], locs, strict=True))
         _INDEXES.clear()
         _INDEXES[key] = index
     try:
@@ -383,17 +388,5 @@ def load_arrays(root: str | os.PathLike[str], store_path: str) -> dict[str, np.n
     return {f: np.lib.format.read_array(io.BytesIO(b), allow_pickle=False) for f, b in zip(fields, blobs, strict=True)}
 
 
-__all__ = [
-    "INDEX",
-    "INDEX_SCHEMA",
-    "LOCATION",
-    "PackWriter",
-    "list_packs",
-    "load_arrays",
-    "pack_path",
-    "read_encoded",
-    "read_pack_rows",
-    "read_pack_sources",
-    "unit_file",
-    "unit_id",
-]
+__all__ = ["INDEX", "INDEX_SCHEMA", "LOCATION", "PackWriter", "complete", "iter_pack_rows", "list_packs", "load_arrays"]
+__all__ += ["pack_path", "read_encoded", "read_pack_sources", "unit_file", "unit_id"]

@@ -16,7 +16,7 @@ from sardata.ingest import ingest, load_ingest
 from sardata.ingest.driver import MIN_CHUNKS
 from sardata.manifest.schema import SAMPLES, SOURCES
 from sardata.sim.sar_targets import write_demo_dataset
-from sardata.store import INDEX, list_packs, load_arrays, pack_path, read_pack_rows, read_pack_sources
+from sardata.store import INDEX, iter_pack_rows, list_packs, load_arrays, pack_path, read_pack_sources
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def test_footprint_and_identical_store_for_any_worker_count(chips: Path, tmp_pat
     arrays = sum(
         sum(s)
         for p in list_packs(tmp_path / "one")
-        for s in read_pack_rows(tmp_path / "one", p, SAMPLES)["store_sizes"].to_pylist()
+        for s in pa.concat_tables(iter_pack_rows(tmp_path / "one", p, SAMPLES))["store_sizes"].to_pylist()
     )
     assert sum(len(v) for v in store_one.values()) <= 1.1 * arrays
 

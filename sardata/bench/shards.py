@@ -1,9 +1,12 @@
 """``sardata bench build-shards``: build throughput against a plain sequential tar write, same run.
 
 Baseline: the exact member bytes of every sample (read from the built dataset beforehand, held in memory) written
-sequentially with ``tarfile`` into one archive — no planning, hashing, fsync, index or splits, no decoding. sardata's
-build does everything: reads the sample store, encodes, plans, writes reproducible shards with offsets and
-sha256 (fsynced, atomic), and the index, with ``workers`` processes.
+sequentially with ``tarfile`` into one archive — no planning, hashing, fsync, index or splits, no decoding. With
+``--targets gr`` the baseline also computes every sample's GR maps first, in the same process, exactly as the
+build does (from the built ``img.npy``: :func:`sardata.radiometry.gr_input`, :func:`sardata.features.gr.gr_maps`
+on one thread, :func:`~sardata.features.gr.encode_gr`), and writes those bytes: tar write + the same GR
+computation. sardata's build does everything: reads the sample store, encodes, plans, writes reproducible
+shards with offsets and sha256 (fsynced, atomic), and the index, with ``workers`` processes.
 
 With ``engine="ray"`` the same build also runs through Ray Data (:mod:`sardata.engines.ray`) on the same data in
 the same run: Ray's start-up (``ray.init`` of a local instance, or connecting to ``RAY_ADDRESS``) is timed
@@ -47,8 +50,9 @@ def bench_build_shards(ingest_dirs: list[str | os.PathLike[str]], workers: int =
         base = float("inf")
         for _ in range(max(1, repeat)):
             t0 = time.perf_counter()
+            members = _with_gr(payload, cfg) if "gr" in cfg.targets else payload
             with tarfile.open(tmp / "plain.tar", "w") as tf:
-                for name, data in payload:
+                for name, data in members:
                     info = tarfile.TarInfo(name)
                     info.size = len(data)
                     tf.addfile(info, io.BytesIO(data))
@@ -98,6 +102,36 @@ def _same_output(a: Path, b: Path) -> bool:
     names = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file() and p.name != "dataset.json")
     others = sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file() and p.name != "dataset.json")
     return names == others and all((a / n).read_bytes() == (b / n).read_bytes() for n in names)
+
+
+def _with_gr(payload: list[tuple[str, bytes]], cfg: BuildConfig) -> list[tuple[str, bytes]]:
+    """The payload with every ``gr.npy`` computed again from its sample's ``img.npy`` (the build's computation,
+    one thread): the GR half of the baseline."""
+    import numpy as np
+    import torch
+
+    from sardata.features.gr import encode_gr, gr_maps
+    from sardata.radiometry import gr_input
+    from sardata.shards.codecs import decode_npy, encode_npy
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        images = {name.rsplit(".", 2)[0]: data for name, data in payload if name.endswith(".img.npy")}
+        out = []
+        for name, data in payload:
+            if name.endswith(".gr.npy"):
+                key = name.rsplit(".", 2)[0]
+                img = decode_npy(images[key])
+                plane = img[0] if cfg.normalise else gr_input(img)
+                tensor = torch.from_numpy(np.ascontiguousarray(plane))[None, None]
+                data = encode_npy(
+                    encode_gr(gr_maps(tensor, cfg.resolved_gr_radii, keys=[key])[0].numpy(), cfg.gr_codec)
+                )
+            out.append((name, data))
+        return out
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _payload(root: Path) -> list[tuple[str, bytes]]:

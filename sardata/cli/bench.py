@@ -226,3 +226,40 @@ def bench_train_cmd(
     for r in rows:
         typer.echo(f"  {r['device']:<8}{r['mode']:<13}{r['batch']:>6}{r['threads']:>8}{r['img_per_s']:>10.1f}"
                    f"{r['peak_mb']:>10.0f}{r['vs_online']:>10.2f}x")  # fmt: skip
+
+
+@app.command("scale")
+def bench_scale_cmd(
+    sizes: Annotated[
+        str, typer.Option(help="Comma list of sample counts, e.g. 10000,100000,1000000.")
+    ] = "10000,100000",
+    kinds: Annotated[
+        str, typer.Option(help="images (one JPEG chip per file) and/or radchar (one HDF5 file).")
+    ] = "images,radchar",
+    workers: Workers = 1,
+    tmp: Annotated[Path | None, typer.Option(help="Scratch folder (needs ≈ 10 KB per sample).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Ingest + build-shards at growing sizes: time per sample and peak RSS (each stage in a fresh process)."""
+    from sardata.bench.scale import KINDS, bench_scale
+
+    try:
+        counts = tuple(int(x) for x in sizes.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"--sizes {sizes!r}: expected a comma list of integers") from None
+    chosen = tuple(k for k in kinds.split(",") if k)
+    if set(chosen) - set(KINDS):
+        raise typer.BadParameter(f"--kinds {kinds!r}: choose from {', '.join(KINDS)}")
+    r = bench_scale(counts, chosen, workers=workers, tmp=str(tmp) if tmp else None)
+    if as_json:
+        typer.echo(json.dumps(r, indent=2))
+        return
+    typer.echo(f"ingest + build-shards, {workers} worker(s), each stage in a fresh process (peak RSS = VmHWM)")
+    typer.echo(f"  {'kind':<8}{'samples':>10}{'ingest s':>10}{'build s':>9}{'µs/sample':>11}{'RSS ingest':>12}"
+               f"{'RSS build':>11}{'store files':>13}{'store/arrays':>14}")  # fmt: skip
+    for row in r["rows"]:
+        typer.echo(f"  {row['kind']:<8}{row['samples']:>10,}{row['ingest_s']:>10.1f}{row['build_s']:>9.1f}"
+                   f"{row['us_per_sample']:>11.1f}{row['ingest_rss_mb']:>9.0f} MB{row['build_rss_mb']:>8.0f} MB"
+                   f"{row['store_files']:>13,}{row['store_mb'] / row['arrays_mb']:>13.3f}x")  # fmt: skip
+    for kind, ratio in r["time_ratio"].items():
+        typer.echo(f"  {kind}: time per sample, largest / smallest size: {ratio:.2f}x")

@@ -137,8 +137,10 @@ def _tasks(build: Build, root: Path, todo: list[int]) -> list[InputTask]:
     """Inputs in listing order, :data:`INPUTS_PER_TASK` per task, each with its samples in the shards to write."""
     df, plans = build.df, build.plans
     counts = np.array([len(plans[i].keys) for i in todo], dtype=np.int64)
-    keys = pa.array([k for i in todo for k in plans[i].keys], pa.string())
-    pos = pc.index_in(keys, value_set=pa.array(df["key"].to_numpy(dtype=object), pa.string())).to_numpy()
+    ends = np.cumsum([len(p.keys) for p in plans])
+    pos = np.concatenate(
+        [build.order[e - len(plans[i].keys) : e] for i, e in ((i, ends[i]) for i in todo)] or [np.zeros(0, np.int64)]
+    )
     payload = df["payload"].to_numpy()[pos]
     before = np.cumsum(payload) - payload  # bytes before each sample, over all shards to write
     first = np.repeat(np.cumsum(counts) - counts, counts)  # the shard's first sample, for every sample

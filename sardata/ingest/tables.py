@@ -30,7 +30,7 @@ from sardata.manifest.io import SORTED_ROW_GROUP, read_table, write_card, write_
 from sardata.manifest.keys import hashed_key
 from sardata.manifest.schema import OPTIONAL_COLUMNS, SAMPLES, SOURCES, with_metadata
 from sardata.sources import Source
-from sardata.store import INDEX, INDEX_SCHEMA, pack_path, read_pack_rows, read_pack_sources
+from sardata.store import INDEX, INDEX_SCHEMA, iter_pack_rows, pack_path, read_pack_sources
 
 CACHE_ROWS = RUN_ROWS  # rows of pass 1 kept in memory for pass 2
 
@@ -112,16 +112,28 @@ class _Packs:
         hit = self._cache.pop(pack, None) if columns is None else self._cache.get(pack)
         if hit is not None:
             return hit if columns is None else hit.select(columns)
-        keep = columns is not None and self._cached < CACHE_ROWS
-        try:
-            table = _live(read_pack_rows(self.out, pack, SAMPLES, None if keep else columns), self.live[pack])
+        room = CACHE_ROWS - self._cached if columns is not None else 0
+        try:  # a pack that fits what is left of the cache is read whole
+            table = _live(pa.concat_tables(iter_pack_rows(self.out, pack, SAMPLES, columns, room)), self.live[pack])
         except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:  # Parquet's errors derive from these
             raise _damaged(self.out, pack, exc) from exc
-        if keep:
+        if columns is not None and table.num_columns > len(columns):
             self._cache[pack] = table
             self._cached += table.num_rows
             return table.select(columns)
         return table
+
+    def stream(self, pack: str) -> Iterator[pa.Table]:
+        """The pack's live rows, all columns: the cached table, else a row group at a time."""
+        hit = self._cache.pop(pack, None)
+        if hit is not None:
+            yield hit
+            return
+        try:
+            for table in iter_pack_rows(self.out, pack, SAMPLES):
+                yield _live(table, self.live[pack])
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+            raise _damaged(self.out, pack, exc) from exc
 
 
 def _keys(packs: _Packs, source_id: str) -> tuple[dict, bool, pa.Schema]:
@@ -167,11 +179,13 @@ def _fixed(table: pa.Table, dup: pa.Array, source_id: str) -> pa.Array:
 
 
 def _rows(packs: _Packs, keys: dict[str, pa.Array]) -> Iterator[pa.Table]:
-    """Every pack's live rows with their final keys and their pack id (pass 2)."""
+    """Every pack's live rows with their final keys and their pack id (pass 2), a row group at a time."""
     for pack in packs.ids:
-        table = packs.read(pack)
-        table = table.set_column(table.schema.get_field_index("key"), "key", keys[pack])
-        yield table.append_column("store_pack", pa.array([pack] * table.num_rows, pa.string()))
+        at = 0
+        for table in packs.stream(pack):
+            table = table.set_column(table.schema.get_field_index("key"), "key", keys[pack].slice(at, table.num_rows))
+            at += table.num_rows
+            yield table.append_column("store_pack", pa.array([pack] * table.num_rows, pa.string()))
 
 
 def _write_samples(

@@ -25,7 +25,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from sardata.atomic import atomic_path, remove_stale_temps, sha256_file
 from sardata.config import config_sha256
@@ -45,7 +44,7 @@ from sardata.outlock import output_lock
 from sardata.shards.config import BuildConfig
 from sardata.shards.index import write_index
 from sardata.shards.inputs import Inputs, add_splits, load_inputs, scan
-from sardata.shards.plan import ShardPlan, plan_payloads
+from sardata.shards.plan import ShardPlan, plan_columns
 from sardata.shards.rows import RowGroups, as_rows
 from sardata.shards.sample import ROW_COLUMNS, OutputSample
 from sardata.shards.writer import write_shard
@@ -79,8 +78,8 @@ class ShardTask:
     """One planned shard and where its rows live (ingest directory number and row number, in plan order)."""
 
     plan: ShardPlan
-    dirs: tuple[int, ...]
-    rows: tuple[int, ...]
+    dirs: np.ndarray
+    rows: np.ndarray
 
 
 _W: dict[str, Any] = {}  # this worker's row reader, configuration, output and configuration hash (set by _init)
@@ -88,7 +87,13 @@ _W: dict[str, Any] = {}  # this worker's row reader, configuration, output and c
 
 def _init(dirs: list[str], cfg: BuildConfig, out: str, cfg_sha: str) -> None:
     """Set up a worker process once: it reads the rows of its shards itself (nothing but positions travel)."""
-    _W.update(rows=RowGroups([Path(d) for d in dirs], ROW_COLUMNS), dirs=dirs, cfg=cfg, out=Path(out), cfg_sha=cfg_sha)
+    _W.update(
+        rows=RowGroups([Path(d) for d in dirs], ROW_COLUMNS, cache=2),
+        dirs=dirs,
+        cfg=cfg,
+        out=Path(out),
+        cfg_sha=cfg_sha,
+    )
     if "gr" in cfg.targets:
         import torch
 
@@ -100,18 +105,20 @@ def plan_hash(plan: ShardPlan, cfg_sha: str) -> str:
     return hashlib.sha256(f"{cfg_sha}:{plan.name}:{','.join(plan.keys)}".encode()).hexdigest()
 
 
-def task_rows(task: ShardTask) -> list[Any]:
-    """The rows of a task's samples, in plan order (each with its ``ingest_root`` and store location)."""
-    dirs, positions = np.asarray(task.dirs), np.asarray(task.rows)
-    out: list[Any] = [None] * len(positions)
-    for d in np.unique(dirs):
-        sel = np.nonzero(dirs == d)[0]
-        rows = as_rows(_W["rows"].take(int(d), positions[sel]), ingest_root=_W["dirs"][int(d)])
-        for i, row in zip(sel, rows, strict=True):
-            out[i] = row
-    if [r.key for r in out] != list(task.plan.keys):
-        raise ShardIntegrityError(f"{task.plan.name}: rows do not match the plan (an ingest output changed?)")
-    return out
+def task_rows(task: ShardTask, block: int = 4096) -> Iterator[Any]:
+    """The rows of a task's samples, in plan order (each with its ``ingest_root`` and store location), made
+    ``block`` at a time (a shard of small samples can hold 10⁵ rows)."""
+    for lo in range(0, len(task.rows), block):
+        dirs, positions = np.asarray(task.dirs[lo : lo + block]), np.asarray(task.rows[lo : lo + block])
+        out: list[Any] = [None] * len(positions)
+        for d in np.unique(dirs):
+            sel = np.nonzero(dirs == d)[0]
+            rows = as_rows(_W["rows"].take(int(d), positions[sel]), ingest_root=_W["dirs"][int(d)])
+            for i, row in zip(sel, rows, strict=True):
+                out[i] = row
+        if [r.key for r in out] != list(task.plan.keys[lo : lo + block]):
+            raise ShardIntegrityError(f"{task.plan.name}: rows do not match the plan (an ingest output changed?)")
+        yield from out
 
 
 def _build_one(task: ShardTask) -> dict[str, Any]:
@@ -172,19 +179,18 @@ def compact(result: dict[str, Any]) -> dict[str, Any]:
                                 "offset": pa.array([s["offset"] for s in samples], pa.int64()),
                                 "nbytes": pa.array([s["nbytes"] for s in samples], pa.int64()),
                                 "members": pa.array([s["members"] for s in samples], members),
-                                "sha256": pa.array([s["sha256"] for s in samples], pa.string())})  # fmt: skip
+                                "sha256": pa.array([bytes.fromhex(s["sha256"]) for s in samples], pa.binary(32))})  # fmt: skip
     return result
 
 
-def shard_tasks(df: pd.DataFrame, plans: list[ShardPlan]) -> list[ShardTask]:
-    """Each plan with the positions of its rows (``df``: the selection's index columns)."""
-    keys = pa.array([k for p in plans for k in p.keys], pa.string())
-    at = pc.index_in(keys, value_set=pa.array(df["key"].to_numpy(dtype=object), pa.string())).to_numpy()
-    dirs, rows = df["dir"].to_numpy()[at], df["row"].to_numpy()[at]
+def shard_tasks(df: pd.DataFrame, plans: list[ShardPlan], order: np.ndarray) -> list[ShardTask]:
+    """Each plan with the positions of its rows (``df``: the selection's index columns; ``order``: the ``df`` row
+    of every planned sample, in plan order)."""
+    dirs, rows = df["dir"].to_numpy()[order], df["row"].to_numpy()[order]
     tasks, lo = [], 0
     for p in plans:
         hi = lo + len(p.keys)
-        tasks.append(ShardTask(p, tuple(dirs[lo:hi].tolist()), tuple(rows[lo:hi].tolist())))
+        tasks.append(ShardTask(p, dirs[lo:hi], rows[lo:hi]))
         lo = hi
     return tasks
 
@@ -229,7 +235,7 @@ def _build_shards(
     if isinstance(build, BuildResult):
         return build
     build.plan()
-    tasks = shard_tasks(build.df, build.plans)
+    tasks = shard_tasks(build.df, build.plans, build.order)
     init_args = ([str(d) for d in build.inputs.dirs], build.cfg, str(build.out), build.cfg_sha)
     return build.finish(map_units(_init, init_args, _build_one, tasks, workers, progress, engine=engine))
 
@@ -237,7 +243,8 @@ def _build_shards(
 @dataclass
 class Build:
     """A build in progress (the caller holds the output lock): its inputs and configuration, and once
-    :meth:`plan` ran, the selection's index columns (``df``) and the shard plan."""
+    :meth:`plan` ran, the selection's index columns (``df``), the shard plan and, in plan order, the ``df`` row of
+    every planned sample (``order``)."""
 
     out: Path
     cfg: BuildConfig
@@ -247,14 +254,17 @@ class Build:
     df: pd.DataFrame = field(default_factory=pd.DataFrame)
     optional: set[str] = field(default_factory=set)
     plans: list[ShardPlan] = field(default_factory=list)
+    order: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # df row of each planned sample
 
     def plan(self, extra: tuple[str, ...] = ()) -> None:
         """Select and size the rows, assign splits and views, plan the shards (``extra``: more index columns to
         keep) and delete shards of an earlier plan."""
         selection = scan(self.inputs, self.cfg, extra)
         self.df, self.optional = add_splits(selection.frame, self.cfg), selection.optional
-        self.plans = plan_payloads(list(zip(self.df["key"], self.df["split"], self.df["payload"].tolist(), strict=True)),
-                                   self.cfg.max_shard_bytes, self.cfg.max_shard_samples, self.cfg.shuffle_seed)  # fmt: skip
+        self.plans, self.order = plan_columns(
+            self.df["key"].to_numpy(dtype=object), self.df["split"].to_numpy(dtype=object),
+            self.df["payload"].to_numpy(), self.cfg.max_shard_bytes, self.cfg.max_shard_samples, self.cfg.shuffle_seed,
+        )  # fmt: skip
         stale = {p.name for p in (self.out / "shards").glob("*.tar")} - {p.name for p in self.plans}
         for name in stale:
             (self.out / "shards" / name).unlink()
@@ -262,8 +272,8 @@ class Build:
     def finish(self, results: Iterable[dict[str, Any]]) -> BuildResult:
         """Write the index and the card from the shard results (any order), then drop the work directory."""
         results = [compact(r) for r in results]
-        card = write_index(self.out, self.df, self.optional, self.inputs, self.plans, results, self.cfg, self.config,
-                           self.cfg_sha)  # fmt: skip
+        card = write_index(self.out, self.df, self.order, self.optional, self.inputs, self.plans, results, self.cfg,
+                           self.config, self.cfg_sha)  # fmt: skip
         shutil.rmtree(self.out / WORK, ignore_errors=True)
         return BuildResult.from_card(self.out, card, sum(bool(r["reused"]) for r in results))
 

@@ -40,6 +40,7 @@ LOCATED = ["shard", "shard_pos", "sample_offset", "sample_bytes", "members", "sa
 def write_index(
     out: Path,
     df: pd.DataFrame,
+    order: np.ndarray,
     optional: set[str],
     inputs: Inputs,
     plans: list[ShardPlan],
@@ -49,35 +50,39 @@ def write_index(
     cfg_sha: str,
 ) -> dict[str, Any]:
     """Write the three tables and then ``dataset.json`` for the selected rows ``df`` (index columns, sorted by
-    key; ``optional``: optional columns some row sets); return the card."""
+    key; ``order``: the ``df`` row of each planned sample, plan order; ``optional``: optional columns some row
+    sets); return the card."""
     by_name = {r["name"]: r for r in results}
-    located = _located(df, plans, by_name)
+    located = _located(plans, by_name)
+    inverse = np.empty(len(order), dtype=np.int64)
+    inverse[order] = np.arange(len(order))
     extras = _extras(df, by_name, cfg)
-    _write_samples(out, df, optional, inputs, located, extras, cfg, cfg_sha)
+    _write_samples(out, df, optional, inputs, plans, (located, inverse), extras, cfg, cfg_sha)
     shard_rows = [{"shard": p.name, "path": f"shards/{p.name}", "split": p.split, "shard_index": p.index,
                    "n_samples": len(p.keys), "bytes": by_name[p.name]["nbytes"], "sha256": by_name[p.name]["sha256"],
                    "xxh3_128": by_name[p.name]["xxh3_128"], "first_key": p.keys[0], "last_key": p.keys[-1]} for p in plans]  # fmt: skip
     write_table(pa.Table.from_pylist(shard_rows, schema=SHARDS), out / "shards.parquet", "shards", cfg_sha)
     write_table(inputs.sources.cast(SOURCES), out / "sources.parquet", "sources", cfg_sha)
-    members = located.column("members").combine_chunks().flatten()
-    fields = sorted(set(pc.unique(members.field("field")).to_pylist()))
+    members = pa.concat_arrays([c.flatten() for c in located.column("members").chunks]) if len(located) else None
+    fields = sorted(set(pc.unique(members.field("field")).to_pylist())) if members is not None else []
     card = _card(out, df, fields, inputs, plans, by_name, cfg, config, cfg_sha)
     write_card(out, card)
     return card
 
 
-def _located(df: pd.DataFrame, plans: list[ShardPlan], by_name: dict[str, dict]) -> pa.Table:
-    """Where each selected sample landed (``df`` order): shard, position, offsets, members, sha256."""
+def _located(plans: list[ShardPlan], by_name: dict[str, dict]) -> pa.Table:
+    """Where each planned sample landed, in plan order: plan number, position, offsets, members, sha256 (raw 32
+    bytes; shard names and hex digests are made per row group when written). The shard results' tables are
+    taken over, not copied: they are the only per-sample record of the shards the driver holds."""
     parts = []
-    for plan in plans:
-        t = by_name[plan.name]["table"]
-        parts.append(pa.table({"shard": pa.array([plan.name] * t.num_rows, pa.string()),
+    for i, plan in enumerate(plans):
+        t = by_name[plan.name].pop("table")
+        parts.append(pa.table({"plan": pa.array(np.full(t.num_rows, i, dtype=np.int32)),
                                "shard_pos": pa.array(np.arange(t.num_rows, dtype=np.int32)),
                                "sample_offset": t.column("offset"), "sample_bytes": t.column("nbytes"),
-                               "members": t.column("members"), "sample_sha256": t.column("sha256")}))  # fmt: skip
-    table = pa.concat_tables(parts).cast(pa.schema([SAMPLES.field(c) for c in LOCATED]))
-    keys = pa.array([k for p in plans for k in p.keys], pa.string())
-    return table.take(pc.index_in(pa.array(df["key"].to_numpy(dtype=object), pa.string()), value_set=keys))
+                               "members": t.column("members").cast(SAMPLES.field("members").type),
+                               "sample_sha256": t.column("sha256")}))  # fmt: skip
+    return pa.concat_tables(parts)
 
 
 def _extras(df: pd.DataFrame, by_name: dict[str, dict], cfg: BuildConfig) -> pa.Table:
@@ -103,13 +108,14 @@ def _schema(df: pd.DataFrame, optional: set[str], extras: pa.Table, cfg_sha: str
     return with_metadata(schema, "samples", cfg_sha)
 
 
-def _write_samples(out: Path, df: pd.DataFrame, optional: set[str], inputs: Inputs, located: pa.Table,
-                   extras: pa.Table, cfg: BuildConfig, cfg_sha: str) -> None:  # fmt: skip
+def _write_samples(out: Path, df: pd.DataFrame, optional: set[str], inputs: Inputs, plans: list[ShardPlan],
+                   located: tuple[pa.Table, np.ndarray], extras: pa.Table, cfg: BuildConfig, cfg_sha: str) -> None:  # fmt: skip
     """``samples.parquet``, one row group at a time (the bytes of the earlier whole-table write)."""
     import pyarrow.parquet as pq
 
     schema = _schema(df, optional, extras, cfg_sha)
-    rows = RowGroups(inputs.dirs, None)
+    names = [p.name for p in plans]
+    rows = RowGroups(inputs.dirs, None, cache=1)  # read in order: one decoded group at a time
     full = pa.unify_schemas([SAMPLES, *(pa.schema([f]) for f in extras.schema)])
     with (
         atomic_path(out / "samples.parquet", fsync=True) as tmp,
@@ -118,14 +124,18 @@ def _write_samples(out: Path, df: pd.DataFrame, optional: set[str], inputs: Inpu
         for lo in range(0, max(1, len(df)), SORTED_ROW_GROUP):
             part = df.iloc[lo : lo + SORTED_ROW_GROUP]
             table = _ingest_rows(rows, part["dir"].to_numpy(), part["row"].to_numpy())
-            table = _built_columns(table, part, located.slice(lo, len(part)), cfg)
+            here = located[0].take(pa.array(located[1][lo : lo + len(part)]))  # this row group, in key order
+            table = _built_columns(table, part, here, names, cfg)
             for f in extras.schema:
                 table = table.append_column(f, extras.column(f.name).slice(lo, len(part)))
             w.write_table(complete(table, full, schema.names).cast(schema).combine_chunks())
+            pa.default_memory_pool().release_unused()  # give the row group's buffers back before the next one
 
 
 def _ingest_rows(rows: RowGroups, dirs: np.ndarray, positions: np.ndarray) -> pa.Table:
     """The ingest rows at (``dirs``, ``positions``), in that order, as the full samples schema."""
+    if len(np.unique(dirs)) == 1:
+        return complete(rows.take(int(dirs[0]), positions), SAMPLES)
     parts, order = [], []
     for d in np.unique(dirs):
         sel = np.nonzero(dirs == d)[0]
@@ -135,14 +145,18 @@ def _ingest_rows(rows: RowGroups, dirs: np.ndarray, positions: np.ndarray) -> pa
     return table.take(pa.array(np.argsort(np.concatenate(order), kind="stable")))
 
 
-def _built_columns(table: pa.Table, part: pd.DataFrame, located: pa.Table, cfg: BuildConfig) -> pa.Table:
+def _built_columns(
+    table: pa.Table, part: pd.DataFrame, located: pa.Table, names: list[str], cfg: BuildConfig
+) -> pa.Table:
     """The columns the build sets: split, where each sample sits in its shard, its fields, and the columns the
     build changed (size, channel, normalisation, GR version); the store path no longer applies."""
     from sardata.features.grcodec import GR_VERSION
 
     n = table.num_rows
     values: dict[str, Any] = {"split": part["split"].to_numpy(dtype=object).tolist()}
-    values |= {c: located.column(c) for c in LOCATED}
+    values |= {c: located.column(c) for c in LOCATED if c not in ("shard", "sample_sha256")}
+    values["shard"] = [names[i] for i in located.column("plan").to_pylist()]
+    values["sample_sha256"] = [d.hex() for d in located.column("sample_sha256").to_pylist()]
     values["fields"] = [sorted(m["field"].split(".")[0] for m in ms) for ms in located.column("members").to_pylist()]
     if cfg.size_policy != "keep":
         values["height"] = values["width"] = [int(cfg.size)] * n

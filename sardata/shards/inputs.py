@@ -83,7 +83,7 @@ class Selection:
 def scan(inputs: Inputs, cfg: BuildConfig, extra: tuple[str, ...] = ()) -> Selection:
     """Select rows (``cfg.where``) and size them, a row group at a time; refuse duplicate keys across inputs, an
     empty selection and (unless normalised) mixed radiometry/scale. ``extra``: more columns to keep."""
-    rows = RowGroups(inputs.dirs, None, cache=1)
+    rows = RowGroups(inputs.dirs, None if cfg.where else _scan_columns(cfg, extra), cache=1)
     holdout = [cfg.holdout.partition("=")[0]] if cfg.holdout and "=" in cfg.holdout else []
     keep = [c for c in dict.fromkeys([*INDEX_COLUMNS, *holdout, *extra]) if c in SAMPLES.names]
     frames, keys, scales, optional = [], [], set(), set()
@@ -115,7 +115,16 @@ def scan(inputs: Inputs, cfg: BuildConfig, extra: tuple[str, ...] = ()) -> Selec
             "or convert them with --normalise unit-magnitude"
         )
     frame = pd.concat(frames, ignore_index=True)
-    return Selection(frame.sort_values("key").reset_index(drop=True), optional)
+    del frames
+    pa.default_memory_pool().release_unused()
+    return Selection(frame.sort_values("key", ignore_index=True), optional)
+
+
+def _scan_columns(cfg: BuildConfig, extra: tuple[str, ...]) -> list[str]:
+    """The columns the scan reads when there is no ``where`` (which may name any column)."""
+    holdout = [cfg.holdout.partition("=")[0]] if cfg.holdout and "=" in cfg.holdout else []
+    cols = [*INDEX_COLUMNS, *holdout, *extra, *ROW_COLUMNS, *OPTIONAL_COLUMNS.get("samples", {})]
+    return [c for c in dict.fromkeys(cols) if c in SAMPLES.names]
 
 
 def _where(table: pa.Table, cfg: BuildConfig, root: Path, dirs: list[Path]) -> np.ndarray | None:
@@ -135,11 +144,11 @@ def _where(table: pa.Table, cfg: BuildConfig, root: Path, dirs: list[Path]) -> n
 def _payloads(table: pa.Table, cfg: BuildConfig, root: Path) -> np.ndarray:
     """Bytes each row's members take in a tar (headers and padding included)."""
     cols = [c for c in ROW_COLUMNS if c in table.column_names] + ["store_sizes"]
-    return np.array(
-        [sum(member_bytes(n) for n in OutputSample(r, cfg).sizes().values())
-         for r in as_rows(table.select(cols), ingest_root=str(root))],
-        dtype=np.int64,
-    )  # fmt: skip
+    out = np.zeros(table.num_rows, dtype=np.int64)
+    for lo in range(0, table.num_rows, 4096):  # a few thousand row objects alive at a time
+        rows = as_rows(table.select(cols).slice(lo, 4096), ingest_root=str(root))
+        out[lo : lo + len(rows)] = [sum(member_bytes(n) for n in OutputSample(r, cfg).sizes().values()) for r in rows]
+    return out
 
 
 def _check_keys(keys: list[pa.ChunkedArray]) -> None:
@@ -151,8 +160,8 @@ def _check_keys(keys: list[pa.ChunkedArray]) -> None:
 
 
 def add_splits(df: pd.DataFrame, cfg: BuildConfig) -> pd.DataFrame:
-    """``split`` and the view columns (``split_fewshot_*``, ``split_longtail``, ``split_radarpos20k``, holdout)."""
-    df = df.copy()
+    """``split`` and the view columns (``split_fewshot_*``, ``split_longtail``, ``split_radarpos20k``, holdout),
+    set on ``df`` itself (the scan's frame, used by no one else: a copy would double the index columns)."""
     df["split"] = splitlib.assign_splits(df, cfg.test_ratio, cfg.val_ratio, cfg.split_seed)
     for name, col in splitlib.fewshot_columns(df, list(cfg.shots), list(cfg.seeds)).items():
         df[name] = col

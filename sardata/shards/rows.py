@@ -76,12 +76,18 @@ class RowGroups:
         parts, order = [], []
         for g in np.unique(groups):
             sel = np.nonzero(groups == g)[0]
-            parts.append(self.group(d, int(g)).take(pa.array(rows[sel] - self._starts[d][g])))
+            local = rows[sel] - self._starts[d][g]
+            contiguous = len(local) and local[-1] - local[0] == len(local) - 1 and bool(np.all(np.diff(local) == 1))
+            group = self.group(d, int(g))
+            parts.append(group.slice(int(local[0]), len(local)) if contiguous else group.take(pa.array(local)))
             order.append(sel)
         if not parts:
             return self.group(d, 0).slice(0, 0) if self.groups(d) else pa.table({})
         table = pa.concat_tables(parts)
-        return table.take(pa.array(np.argsort(np.concatenate(order), kind="stable")))
+        order_all = np.concatenate(order)
+        if np.all(order_all[:-1] < order_all[1:]):  # asked in increasing order: no reordering copy
+            return table
+        return table.take(pa.array(np.argsort(order_all, kind="stable")))
 
 
 def _starts(f: Any) -> np.ndarray:
