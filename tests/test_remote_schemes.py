@@ -234,3 +234,25 @@ def test_missing_fsspec_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_pat
     monkeypatch.setitem(sys.modules, "fsspec", None)  # import fsspec now raises ImportError
     with pytest.raises(DependencyNotFoundError, match=r"sardata\[remote\]"):
         ShardCache(tmp_path).local_path("http://127.0.0.1:9/ds/a.tar", "0" * 64, 10240)
+
+
+def test_gs_az_hf_take_the_same_path(dataset: Dataset, tmp_path: Path) -> None:
+    """gs://, az://, hf:// are allowed through the same path as memory:// (no real service here): the cache reaches
+    fsspec's filesystem for the scheme, and a missing implementation package is named, before any worker starts."""
+    import importlib.util
+
+    from sardata.errors import DependencyNotFoundError
+
+    cache = ShardCache(tmp_path / "cache", schemes={"gs": {"token": "anon"}, "az": {}, "hf": {}})
+    assert location.trusted_schemes() == ("gs", "az", "hf")
+    row = dataset.shards[0]
+    for scheme, package in (("gs", "gcsfs"), ("az", "adlfs"), ("hf", "huggingface_hub")):
+        url = f"{scheme}://bucket/ds/{row['path']}"
+        check_location(url)
+        if importlib.util.find_spec(package) is None:
+            with pytest.raises(DependencyNotFoundError, match=package):
+                cache.local_path(url, row["sha256"], row["bytes"])
+            with pytest.raises(DependencyNotFoundError, match=package):
+                ShardDataset(dataset.root, split=None, base_url=f"{scheme}://bucket/ds", cache=cache)
+        else:
+            assert type(cache._fs.get(scheme)).__module__.split(".")[0] in (package, "fsspec", "huggingface_hub")

@@ -132,8 +132,11 @@ class Filesystems:
         importing it again every epoch (fsspec's HTTP filesystem and aiohttp take ~0.13 s)."""
         if scheme == "s3":
             import_s3fs()
-        else:
+            return
+        try:
             import_fsspec(scheme).get_filesystem_class("http" if scheme == "https" else scheme)
+        except ImportError as exc:  # fsspec's message names the package (aiohttp, gcsfs, adlfs...)
+            raise DependencyNotFoundError(f"{scheme}:// locations: {exc}") from exc
 
     def get(self, scheme: str) -> Any:
         """The filesystem for ``scheme`` (an allow-listed name; the caller has checked the location)."""
