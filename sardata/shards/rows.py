@@ -37,6 +37,13 @@ class RowGroups:
         self.dirs, self.columns, self._max = [Path(d) for d in dirs], columns, cache
         self._files = [(pq.ParquetFile(d / "samples.parquet"), _index_file(d)) for d in self.dirs]
         self._starts = [_starts(f) for f, _ in self._files]
+        for d, (_, index), starts in zip(self.dirs, self._files, self._starts, strict=True):  # row for row
+            n_samples, n_index = int(starts[-1]), index.metadata.num_rows
+            if n_samples != n_index:
+                raise ShardIntegrityError(
+                    f"{d / 'samples.parquet'} has {n_samples} rows but the sample store index {d / INDEX} has "
+                    f"{n_index}: the ingest output was edited or mixed up; rerun the same `sardata ingest` command"
+                )
         self._cache: OrderedDict[tuple[int, int], pa.Table] = OrderedDict()
 
     def num_rows(self, d: int) -> int:
