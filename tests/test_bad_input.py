@@ -85,3 +85,27 @@ def test_max_errors_stops_then_rerun_resumes(acd: Path, tmp_path: Path) -> None:
     assert not (out / "dataset.json").exists()
     result = ingest("sar-acd", acd, out)
     assert result.files == {"ok": 12, "rejected": 3, "skipped": 1}
+
+
+def test_truncated_jpeg_is_rejected_even_if_a_library_made_pillow_lenient() -> None:
+    """sarpy's NITF module sets Pillow's LOAD_TRUNCATED_IMAGES on import; our decoders must still reject a cut
+    file (found when the sicd tests ran before the SAR-ACD and SARSim ones in one process)."""
+    import io
+
+    import numpy as np
+    from PIL import Image, ImageFile
+
+    from sardata.errors import RejectFile
+    from sardata.sources._image import decode_image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8)).save(buf, "JPEG")
+    cut = buf.getvalue()[: len(buf.getvalue()) // 2]
+    before = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = True
+    try:
+        with pytest.raises(RejectFile) as info:
+            decode_image(cut)
+        assert info.value.reason == "undecodable" and ImageFile.LOAD_TRUNCATED_IMAGES is True  # restored
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = before

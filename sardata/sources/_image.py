@@ -4,6 +4,10 @@ Policy (``sources.md`` §0.8): greyscale stored as RGB with R = G = B collapses 
 unequal channels becomes luma (ITU-R 601, Pillow's ``L`` conversion) and the sample is flagged ``was_colour``.
 :func:`decode_image` decodes with Pillow, :func:`decode_tiff` with rasterio.
 
+Truncation: Pillow decodes a truncated file "successfully" when the process-wide ``ImageFile.LOAD_TRUNCATED_IMAGES``
+is True, and some libraries set it on import (sarpy's NITF module does). :func:`strict_pil` forces it off while
+we decode, so a cut file is always a rejected row, whatever else the process imported.
+
 Bombs: :func:`check_pil_budget` compares the size the header declares with the per-sample budget
 (:func:`sardata.config.sample_budget_bytes`) before ``load()``, like the rasterio and h5py readers; Pillow's own
 ``DecompressionBombWarning`` (``Image.MAX_IMAGE_PIXELS``) stays on as an error, a second, pixel-count guard.
@@ -11,9 +15,11 @@ Bombs: :func:`check_pil_budget` compares the size the header declares with the p
 
 from __future__ import annotations
 
+import contextlib
 import io
 import struct
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -22,6 +28,19 @@ from sardata.errors import RejectFile
 from sardata.sources._sniff import sniff
 
 _BAND_BYTES = {"I": 4, "F": 4, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
+
+
+@contextlib.contextmanager
+def strict_pil() -> Iterator[None]:
+    """Pillow refuses truncated files inside this block (``LOAD_TRUNCATED_IMAGES`` off), restored after."""
+    from PIL import ImageFile
+
+    before = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        yield
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = before
 
 
 def check_pil_budget(im: Any, what: str) -> int:
@@ -44,7 +63,7 @@ def decode_image(data: bytes, expect: tuple[str, ...] = ("jpeg", "png", "tiff"))
     if kind not in expect:
         raise RejectFile("bad_format", f"content is {kind or 'unrecognised bytes'}, expected {'/'.join(expect)}")
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), strict_pil():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as im:
                 check_pil_budget(im, f"{kind} image")  # header only so far: refuse before decoding

@@ -44,7 +44,7 @@ import numpy as np
 
 from sardata.errors import ConfigError, RejectFile, SkipFile
 from sardata.sources._base import FileUnit, Sample, Source
-from sardata.sources._image import decode_image
+from sardata.sources._image import decode_image, strict_pil
 from sardata.sources._sniff import sniff
 
 #: SAR-JEPA repackage names, ``grass_290`` (matched against the stem)
@@ -187,7 +187,7 @@ class SARSim(Source):
 
         arr: np.ndarray | None = None
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), strict_pil():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 with Image.open(io.BytesIO(data)) as im:
                     mode, fmt = im.mode, (im.format or "").lower()

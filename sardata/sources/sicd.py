@@ -142,9 +142,13 @@ class SICD(Source):
 @contextlib.contextmanager
 def _quiet_sarpy() -> Iterator[None]:
     """sarpy logs validity notes at warning level and warns that its SICD code is deprecated for sarkit: neither
-    concerns a run, so both are silenced while one file is read."""
+    concerns a run, so both are silenced while one file is read. Importing sarpy's NITF module also switches
+    Pillow to accept truncated images process-wide; the setting is put back, so other sources keep rejecting
+    cut JPEG/PNG files."""
+    from PIL import ImageFile
+
     logger = logging.getLogger("sarpy")
-    level = logger.level
+    level, truncated = logger.level, ImageFile.LOAD_TRUNCATED_IMAGES
     logger.setLevel(logging.CRITICAL)
     try:
         with warnings.catch_warnings():
@@ -152,6 +156,7 @@ def _quiet_sarpy() -> Iterator[None]:
             yield
     finally:
         logger.setLevel(level)
+        ImageFile.LOAD_TRUNCATED_IMAGES = truncated
 
 
 def check_nitf_length(unit: FileUnit) -> None:
