@@ -26,8 +26,16 @@ test: lint
 	bash .ci/install-servers.sh
 	$(PY) -m pytest -q
 
+# The quick set of BENCHMARKS.md (issue 19 ratios, each against its baseline measured in the same run): ingest vs
+# pure decode, build-shards vs a plain tar write (and + GR), time per sample and peak RSS at two sizes.
 bench: $(STAMP)
 	$(VENV)/bin/sardata bench ingest sar-acd ../shared/data/sar-acd --workers 2 --repeat 3
+	$(VENV)/bin/sardata bench ingest mstar ../shared/data/mstar-jpeg --workers 2 --repeat 3
+	d=$$(mktemp -d) && trap 'rm -rf "$$d"' EXIT && \
+	$(VENV)/bin/sardata ingest sar-acd ../shared/data/sar-acd --out "$$d/acd" --workers 2 && \
+	$(VENV)/bin/sardata bench build-shards "$$d/acd" --workers 2 --repeat 3 && \
+	$(VENV)/bin/sardata bench build-shards "$$d/acd" --workers 2 --targets gr
+	$(VENV)/bin/sardata bench scale --sizes 2000,20000
 
 # Re-resolve every dependency from pyproject.toml in a scratch venv (no constraints) and write the exact versions.
 # Commit the new lock together with whatever test expectations the upgrade moves (tests/golden/).

@@ -50,7 +50,7 @@ def bench_scale(sizes: tuple[int, ...] = (10_000, 100_000), kinds: tuple[str, ..
                 rows.append({"kind": kind, "samples": n, "ingest_s": ingest["seconds"], "build_s": build["seconds"],
                              "us_per_sample": (ingest["seconds"] + build["seconds"]) / n * 1e6,
                              "ingest_rss_mb": ingest["rss_mb"], "build_rss_mb": build["rss_mb"],
-                             "worker_rss_mb": max(ingest["children_mb"], build["children_mb"]),
+                             "worker_rss_mb": max(ingest["children_mb"], build["children_mb"]) if workers > 1 else None,
                              "store_files": ingest["store_files"], "store_mb": ingest["store_mb"],
                              "arrays_mb": ingest["arrays_mb"], "shards_mb": build["shards_mb"]})  # fmt: skip
                 shutil.rmtree(case, ignore_errors=True)

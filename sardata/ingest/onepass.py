@@ -20,9 +20,10 @@ finished; shards in flight are rewritten.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,12 +94,12 @@ def build_from_source(
         if isinstance(build, BuildResult):
             return build, first
         build.plan(extra=("src_path", "store_path"))
-        results = _write_shards(build, source_id, Path(root), first, workers, progress, engine)
+        results = _write_shards(build, source_id, Path(root), workers, progress, engine)
         return build.finish(results), first
 
 
-def _write_shards(build: Build, source_id: str, root: Path, first: IngestResult, workers: int,
-                  progress: Callable[[int, int], None] | None, engine: str) -> list[dict[str, Any]]:  # fmt: skip
+def _write_shards(build: Build, source_id: str, root: Path, workers: int, progress: Callable[[int, int], None] | None,
+                  engine: str) -> list[dict[str, Any]]:  # fmt: skip
     """Pass 2: every shard not finished by an earlier run, written from the decoded inputs."""
     done = {p.name: r for p in build.plans if (r := reused_shard(build.out, p, build.cfg_sha)) is not None}
     todo = [i for i, p in enumerate(build.plans) if p.name not in done]
@@ -116,11 +117,28 @@ def _write_shards(build: Build, source_id: str, root: Path, first: IngestResult,
     records = pa.concat_tables([_RECORDS.empty_table(), *parts]).sort_by(
         [("shard", "ascending"), ("offset", "ascending")]
     )
-    ends = np.searchsorted(records.column("shard").to_numpy(), np.array(todo), side="right")
-    starts = np.searchsorted(records.column("shard").to_numpy(), np.array(todo), side="left")
-    items = [(build.plans[i], str(temps[i]), str(build.out), build.cfg_sha, records.slice(a, b - a).to_pylist())
-             for i, a, b in zip(todo, starts.tolist(), ends.tolist(), strict=True)]  # fmt: skip
+    items = _ShardItems(build, todo, temps, records)
     return [*done.values(), *map_units(None, (), _finish_shard, items, workers, engine=engine)]
+
+
+class _ShardItems(Sequence):
+    """The shards to finish, each with its samples' records, made one at a time as the engine asks for them
+    (records of all shards at once as Python dicts would be ≈ 1 KB per sample)."""
+
+    def __init__(self, build: Build, todo: list[int], temps: dict[int, Path], records: pa.Table) -> None:
+        shard = records.column("shard").to_numpy()
+        self.build, self.todo, self.temps, self.records = build, todo, temps, records
+        self.bounds = np.searchsorted(shard, np.array(todo), "left"), np.searchsorted(shard, np.array(todo), "right")
+
+    def __len__(self) -> int:
+        return len(self.todo)
+
+    def __getitem__(self, j: int) -> tuple[Any, str, str, str, list[dict[str, Any]]]:  # type: ignore[override]
+        if not 0 <= j < len(self.todo):
+            raise IndexError(j)
+        i, lo, hi = self.todo[j], int(self.bounds[0][j]), int(self.bounds[1][j])
+        b = self.build
+        return b.plans[i], str(self.temps[i]), str(b.out), b.cfg_sha, self.records.slice(lo, hi - lo).to_pylist()
 
 
 def _temp(out: Path, plan: Any) -> Path:
@@ -148,14 +166,19 @@ def _tasks(build: Build, root: Path, todo: list[int]) -> list[InputTask]:
         shard=np.repeat(np.array(todo, dtype=np.int64), counts), offset=before - before[first], payload=payload
     )
     sel["place"] = sel["store_path"].str.rpartition("#")[2].astype(np.int64)
+    sel = sel.sort_values(["src_path", "place"], ignore_index=True)
     sources = read_table(build.out / WORK / PASS1 / "sources.parquet", "sources")
     files = sources.filter(pc.is_null(sources.column("src_member")))
     sizes = dict(zip(files.column("src_path").to_pylist(), files.column("bytes").to_pylist(), strict=True))
     base = root if root.is_dir() else root.parent
+    rels = sel["src_path"].to_numpy(dtype=object)
+    cuts = [0, *(np.nonzero(rels[1:] != rels[:-1])[0] + 1).tolist(), len(rels)]  # one run per input
+    cols = [sel[c].to_numpy(dtype=np.int64) for c in ("place", "row", "shard", "offset", "payload")]
     tasks, inputs, samples = [], [], []
-    for rel, group in sel.sort_values(["src_path", "place"]).groupby("src_path", sort=True):
+    for lo, hi in itertools.pairwise(cuts if len(rels) else []):
+        rel = rels[lo]
         inputs.append((rel, os.path.join(base, rel), int(sizes[rel] or 0)))
-        samples.append(tuple(group[c].to_numpy(dtype=np.int64) for c in ("place", "row", "shard", "offset", "payload")))
+        samples.append(tuple(c[lo:hi] for c in cols))
         if len(inputs) == INPUTS_PER_TASK:
             tasks.append(InputTask(tuple(inputs), tuple(samples)))
             inputs, samples = [], []
@@ -175,8 +198,10 @@ def _run(task: InputTask) -> list[list[Any]]:
     shard number, key, offset, bytes, members, sha256, extras."""
     out: list[list[Any]] = []
     source = _W["source"]
-    for (rel, path, size), (place, rows, shard, offset, nbytes) in zip(task.inputs, task.samples, strict=True):
-        found = as_rows(_W["rows"].take(0, rows), ingest_root=_W["work"])
+    every = as_rows(_W["rows"].take(0, np.concatenate([s[1] for s in task.samples])), ingest_root=_W["work"])
+    at = 0
+    for (rel, path, size), (place, _, shard, offset, nbytes) in zip(task.inputs, task.samples, strict=True):
+        found, at = every[at : at + len(place)], at + len(place)
         wanted = dict(zip(place.tolist(), zip(found, shard.tolist(), offset.tolist(), nbytes.tolist(), strict=True),
                           strict=True))  # fmt: skip
         data, sha = _read_and_hash(UnitTask(rel, path, size, None, None), source.reads_whole_file)
