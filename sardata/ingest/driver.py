@@ -120,6 +120,7 @@ def ingest(
         tasks = _tasks(source, files, _committed(out, unit_fp), retry_rejected)
         init_args = (cls.id, str(base), opts, str(out), unit_fp, store_arrays)
         result, live = _run_units(tasks, init_args, out, workers, progress, engine, max_errors)
+        del files, tasks  # ≈ 0.5 KB per input, no longer needed: the merge works from the packs
         merged = merge_units(out, live, source, config, cfg_sha, str(root))
         result.add_tables(merged.samples, merged.sources)
         _collect_garbage(out, set(live))
