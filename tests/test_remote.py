@@ -12,7 +12,6 @@ import contextlib
 import hashlib
 import os
 import pickle
-import pwd
 import shutil
 import socket
 import subprocess
@@ -26,6 +25,7 @@ import numpy as np
 import pytest
 from conftest import FIXTURES, REPO
 
+from sardata.bench.nginx import NGINX_CONF, START_TIMEOUT_S, loopback_nginx, nginx_user_line, stop, wait_for_port  # noqa: F401 - shared with test_share
 from sardata.errors import ConfigError, DependencyNotFoundError, ShardIntegrityError
 from sardata.ingest import ingest
 from sardata.manifest.io import read_table
@@ -38,7 +38,6 @@ pytestmark = [pytest.mark.remote, pytest.mark.timeout(180)]
 
 ACD = FIXTURES / "sar-acd" / "SAR-ACD"
 BUCKET = "sardata"
-START_TIMEOUT_S = 30.0
 
 
 # ----------------------------------------------------------------------------------------------- dataset
@@ -85,28 +84,6 @@ def free_ports(n: int) -> list[int]:
         return [s.getsockname()[1] for s in socks]
 
 
-def wait_for_port(port: int, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}: {log.read_text(errors='replace')[-2000:]}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"server did not listen on 127.0.0.1:{port} within {START_TIMEOUT_S} s")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """Stop a server this module started (by its own handle), killing it if it does not exit in time."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
 def find_binary(name: str, *extra: Path) -> str | None:
     """A binary on PATH, in the venv's bin (wheels install there) or in extra places (``/usr/sbin``)."""
     return shutil.which(name) or shutil.which(name, path=os.pathsep.join(map(str, extra)))
@@ -123,63 +100,15 @@ class Nginx:
         return sum(f'"GET {path} ' in line for line in self.access_log.read_text().splitlines())
 
 
-NGINX_CONF = """daemon off;
-worker_processes 1;
-{user}
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log {d}/access.log;
-    client_body_temp_path {d}/client_body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    default_type application/octet-stream;
-    server {{
-        listen 127.0.0.1:{port};
-        root {www};
-    }}
-}}
-"""
-
-
-def nginx_user_line() -> str:
-    """As root, nginx workers would run as ``nobody`` and could not read pytest's 0700 temp dirs."""
-    if os.geteuid() != 0:
-        return ""
-    import grp
-
-    return f"user {pwd.getpwuid(os.geteuid()).pw_name} {grp.getgrgid(os.getegid()).gr_name};"
-
-
 @pytest.fixture(scope="module")
 def nginx(dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
-    binary = find_binary("nginx", Path("/usr/sbin"), Path("/usr/local/sbin"))
-    if binary is None:
-        pytest.skip("nginx not installed (bash .ci/install-servers.sh installs Debian's nginx)")
     d = tmp_path_factory.mktemp("nginx")
     www = d / "www"
     shutil.copytree(dataset.root / "shards", www / "ds" / "shards")
-    for attempt in range(3):  # a port taken between choosing and binding: choose again
-        (port,) = free_ports(1)
-        conf = d / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(user=nginx_user_line(), d=d, port=port, www=www))
-        log = d / "stdout.log"
-        proc = subprocess.Popen([binary, "-p", str(d), "-c", str(conf), "-e", str(d / "error.log")],
-                                stdout=log.open("wb"), stderr=subprocess.STDOUT)  # fmt: skip
-        try:
-            wait_for_port(port, proc, d / "error.log")
-            break
-        except RuntimeError:
-            stop(proc)
-            if attempt == 2:
-                raise
-    try:
-        yield Nginx(f"http://127.0.0.1:{port}", www, d / "access.log")
-    finally:
-        stop(proc)
+    with loopback_nginx(www, d, access_log=True) as base:
+        if base is None:
+            pytest.skip("nginx not installed (bash .ci/install-servers.sh installs Debian's nginx)")
+        yield Nginx(base, www, d / "access.log")
 
 
 @dataclass

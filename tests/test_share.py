@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,18 +18,10 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from conftest import FIXTURES, build_acd_dataset
-from test_remote import (
-    BUCKET,
-    NGINX_CONF,
-    find_binary,
-    free_ports,
-    nginx_user_line,
-    running_seaweed,
-    stop,
-    wait_for_port,
-)
+from test_remote import BUCKET, running_seaweed
 from typer.testing import CliRunner
 
+from sardata.bench.nginx import loopback_nginx
 from sardata.cli import app
 from sardata.dataset.export import CROISSANT_CONTEXT, croissant, hf_dataset_info
 from sardata.dataset.inspect import validate_dir
@@ -77,22 +68,13 @@ def copy_manifests(src: Path, dst: Path) -> Path:
 @pytest.fixture(scope="module")
 def nginx(work: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """nginx serving ``www/``: (base URL, www directory)."""
-    binary = find_binary("nginx", Path("/usr/sbin"), Path("/usr/local/sbin"))
-    if binary is None:
-        pytest.skip("nginx not installed (bash .ci/install-servers.sh installs Debian's nginx)")
     d = tmp_path_factory.mktemp("nginx")
     www = d / "www"
     www.mkdir()
-    (port,) = free_ports(1)
-    conf = d / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(user=nginx_user_line(), d=d, port=port, www=www))
-    proc = subprocess.Popen([binary, "-p", str(d), "-c", str(conf), "-e", str(d / "error.log")],
-                            stdout=(d / "stdout.log").open("wb"), stderr=subprocess.STDOUT)  # fmt: skip
-    try:
-        wait_for_port(port, proc, d / "error.log")
-        yield f"http://127.0.0.1:{port}", www
-    finally:
-        stop(proc)
+    with loopback_nginx(www, d, access_log=True) as base:
+        if base is None:
+            pytest.skip("nginx not installed (bash .ci/install-servers.sh installs Debian's nginx)")
+        yield base, www
 
 
 def test_relocate_rewrites_only_the_card(work: Path, tmp_path: Path) -> None:

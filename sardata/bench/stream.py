@@ -11,21 +11,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from torch.utils.data import IterableDataset
 
+from sardata.bench.nginx import loopback_nginx
 from sardata.errors import ConfigError
 
 EPOCHS = 3  # passes per configuration, so short runs still reach a steady state
@@ -307,7 +305,7 @@ def bench_loader(per_class: int = 64, grow: int = 10, workers: tuple[int, ...] =
 
 def _remote_rows(rows: list[dict[str, Any]], data: Path, workers: tuple[int, ...], tmp: Path) -> str:
     """Append the rows over a loopback nginx serving ``data`` (none without nginx); return what was served."""
-    with _nginx(data, tmp / "nginx") as base:
+    with loopback_nginx(data, tmp / "nginx") as base:
         if base is None:
             return "nginx not installed: no remote rows (bash .ci/install-servers.sh)"
         served = (f"{base}/ds", tmp / "cache")
@@ -316,66 +314,3 @@ def _remote_rows(rows: list[dict[str, Any]], data: Path, workers: tuple[int, ...
                 rows.append(_measure(kind, data, w, marks=tmp / f"verified-http-{w}", served=served))
         rows += [_measure(kind, data, 0, served=served) for kind in ("sardata-range", "sardata-range-urllib")]
     return f"shards served by nginx at {base}/ds"
-
-
-_NGINX_CONF = """daemon off;
-worker_processes 1;
-{user}
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/client_body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    default_type application/octet-stream;
-    server {{
-        listen 127.0.0.1:{port};
-        root {www};
-    }}
-}}
-"""
-
-
-@contextlib.contextmanager
-def _nginx(www: Path, d: Path) -> Iterator[str | None]:
-    """``www`` served by a loopback nginx with a temp config (the tests' server, ``.ci/install-servers.sh``):
-    yields its base URL, or None when nginx is not installed; stopped on exit."""
-    binary = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
-    if binary is None:
-        yield None
-        return
-    d.mkdir(parents=True)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    user = ""
-    if os.geteuid() == 0:  # workers would run as nobody and could not read the 0700 temp dirs
-        import grp
-        import pwd
-
-        user = f"user {pwd.getpwuid(os.geteuid()).pw_name} {grp.getgrgid(os.getegid()).gr_name};"
-    (d / "nginx.conf").write_text(_NGINX_CONF.format(user=user, d=d, port=port, www=www))
-    log = (d / "stdout.log").open("wb")
-    proc = subprocess.Popen([binary, "-p", str(d), "-c", str(d / "nginx.conf"), "-e", str(d / "error.log")],
-                            stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 30
-        while proc.poll() is None and time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-            time.sleep(0.05)
-        else:
-            raise RuntimeError(f"bench nginx did not start: {(d / 'error.log').read_text(errors='replace')[-800:]}")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
