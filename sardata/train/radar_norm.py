@@ -19,16 +19,9 @@ from __future__ import annotations
 
 import torch
 
-from sardata.models.layers.inputs import CLIP_MADS, robust_scale
-from sardata.models.layers.inputs import robust_stats as channel_stats
-
-INPUT_NORMS = ("fixed", "robust")
-CLIP = CLIP_MADS
-
-
-def robust_stats(x: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel median and scaled MAD of ``x`` (N, C, L) over valid positions ``valid`` (N, L)."""
-    return channel_stats(x, valid)
+from sardata.models.layers.inputs import CLIP_MADS as CLIP
+from sardata.models.layers.inputs import RADAR_INPUT_NORMS as INPUT_NORMS
+from sardata.models.layers.inputs import robust_scale, robust_stats
 
 
 def standardise(
