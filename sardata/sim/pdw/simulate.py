@@ -79,13 +79,12 @@ def simulate(
     cat = {k: v[keep] for k, v in cat.items()}
     cat, src, n_sp = _with_spurious(cat, src[keep], d, et.f_c_mhz, rng)
     pdw = measure(cat, src, d, rx, rng)
-    meta = _meta(key, confusable, plan, d, src, n_sp, len(pdw), win, truncated, t_max)
-    meta["interferer"] = inter_meta
+    meta = _meta(key, confusable, plan, d, src, n_sp, len(pdw), win, truncated, t_max, inter_meta)
     return pdw, meta
 
 
 def _meta(key: list[int], confusable: bool, plan: Plan, d: Draws, src: np.ndarray, n_sp: int, n: int, win: Any,
-          truncated: bool, t_max: float) -> dict[str, Any]:  # fmt: skip
+          truncated: bool, t_max: float, interferer: dict[str, Any] | None) -> dict[str, Any]:  # fmt: skip
     """The JSON-safe meta of one train: its key, the waveform plan, the receiver draws and the intercept."""
     return {
         "sim_version": SIM_VERSION, "seed": key, "type_id": key[1], "mode": key[2], "mode_name": MODES[key[2]],
@@ -93,7 +92,7 @@ def _meta(key: list[int], confusable: bool, plan: Plan, d: Draws, src: np.ndarra
         "receiver": {"ml_dbm": d.ml, "sensitivity_dbm": d.s_rx, "dead_time_s": d.t_dead, "p_miss": d.p_miss,
                      "burst_mean_len": d.burst_len, "spurious_rate": d.r_s, "sigma_toa_s": d.sigma_t,
                      "sigma_rf_mhz": d.sigma_f},
-        "interferer": None, "n_emitter": int(np.count_nonzero(src == 0)), "n_spurious": n_sp, "n_pulses": n,
+        "interferer": interferer, "n_emitter": int(np.count_nonzero(src == 0)), "n_spurious": n_sp, "n_pulses": n,
         "truncated": bool(truncated), "n_target": win.target, "t_max_s": t_max, **win.meta,
     }  # fmt: skip
 
