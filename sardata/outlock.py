@@ -21,6 +21,7 @@ import json
 import os
 import socket
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,14 +41,18 @@ def _close_in_child() -> None:
 os.register_at_fork(after_in_child=_close_in_child)
 
 
-def _holder_text(out: Path, fd: int) -> str:
-    """The holder's record, read through our own descriptor (the holder may be rewriting it)."""
-    try:
-        raw = os.pread(fd, 65536, 0).decode("utf-8", "replace")
-        info = json.loads(raw)
-        return f"pid {info.get('pid')} on {info.get('host')}, started {info.get('started')}: {info.get('command')}"
-    except (OSError, ValueError):
-        return "another process (its record is not readable yet)"
+def _holder_text(out: Path, fd: int, wait_s: float = 1.0) -> str:
+    """The holder's record, read through our own descriptor. The holder writes it right after taking the lock, so
+    a record still empty or half-written is read again for up to ``wait_s`` before giving up on naming it."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            info = json.loads(os.pread(fd, 65536, 0).decode("utf-8", "replace"))
+            return f"pid {info.get('pid')} on {info.get('host')}, started {info.get('started')}: {info.get('command')}"
+        except (OSError, ValueError):
+            if time.monotonic() >= deadline:
+                return "another process (its record is not readable yet)"
+            time.sleep(0.02)
 
 
 @contextlib.contextmanager
